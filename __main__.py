@@ -1,0 +1,76 @@
+"""Deploy the OpenStack Image service (Glance) onto a controller.
+
+The stack config is validated first; then the diagram below, in dependency order:
+passwords -> database + Keystone identity -> the node's remote steps -> the CirrOS image.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.database import DatabaseArgs, GlanceDatabase
+from components.identity import GlanceIdentity, IdentityArgs
+from components.image import CirrosImage, ImageArgs
+from components.node import GlanceNode, NodeArgs
+from components.passwords import PasswordsArgs, ServicePasswords
+from components.providers import providers
+from components.stack_config import read_settings
+
+settings = read_settings()
+name = "glance"
+provider = providers(name, settings.keystone, settings.database)
+
+passwords = ServicePasswords(
+    name,
+    PasswordsArgs(
+        db_password=settings.database.password,
+        glance_password=settings.keystone.glance_password,
+        limits_password=settings.limits.password if settings.limits else None,
+        limits_enabled=settings.limits is not None,
+    ),
+)
+database = GlanceDatabase(
+    name,
+    DatabaseArgs(
+        settings=settings.database,
+        password=passwords.db,
+        provider=provider.database,
+        protect=settings.protect_data,
+    ),
+)
+identity = GlanceIdentity(
+    name,
+    IdentityArgs(
+        keystone=settings.keystone,
+        endpoints=settings.glance.endpoints,
+        service_description=settings.profile.release.service_description,
+        glance_password=passwords.glance,
+        limits=settings.limits,
+        limits_password=passwords.limits,
+        provider=provider.keystone,
+    ),
+)
+node = GlanceNode(
+    name,
+    NodeArgs(
+        settings=settings,
+        db_password=passwords.db,
+        glance_password=passwords.glance,
+        limits_password=passwords.limits,
+        # oslo_limit finds its service and region through the image endpoint's id.
+        limits_endpoint_id=identity.endpoint_ids["public"] if settings.limits else None,
+        prerequisites=[database, identity],
+    ),
+)
+image = CirrosImage(
+    name,
+    ImageArgs(settings=settings.image, region=settings.keystone.region, provider=provider.keystone, ready=node.ready),
+)
+
+pulumi.export("profile", settings.profile.name)
+pulumi.export("release", settings.profile.release.name)
+pulumi.export("endpoints", vars(settings.glance.endpoints))
+pulumi.export("keystone_user_id", identity.user_id)
+pulumi.export("image_service_id", identity.service_id)
+pulumi.export("database", database.name)
+pulumi.export("image_id", image.id)

@@ -1,0 +1,1 @@
+"""Pulumi components that deploy the OpenStack Image service (Glance)."""

@@ -1,0 +1,143 @@
+"""Glance's identity in Keystone.
+
+Steps, in the order the engine runs them:
+1. look up the existing `service` project and `admin` role (never created here);
+2. the `glance` user in the configured domain, and its admin role on `service`;
+3. the `glance` service of type `image` and its public, internal and admin endpoints;
+4. with Keystone limits (the RHEL/Zed guide's oslo_limit): the limits service account,
+   its system-scope `reader` role, and the four registered image limits, which must
+   exist before glance-api restarts or every upload meets a limit of zero.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_openstack as openstack
+from pulumi_command import local
+
+from components import scripts
+from components.remote import script_source
+from components.settings import Endpoints, KeystoneSettings, LimitsSettings
+from components.ssh import SECRET_OUTPUTS
+
+
+@dataclass(frozen=True)
+class IdentityArgs:
+    keystone: KeystoneSettings
+    endpoints: Endpoints
+    service_description: str
+    glance_password: pulumi.Output[str]
+    limits: LimitsSettings | None
+    limits_password: pulumi.Output[str] | None
+    provider: openstack.Provider
+
+
+class GlanceIdentity(pulumi.ComponentResource):
+    user_id: pulumi.Output[str]
+    service_id: pulumi.Output[str]
+    endpoint_ids: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("glance:identity:GlanceIdentity", name, None, opts)
+        keystone = args.keystone
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        invoke = pulumi.InvokeOptions(parent=self, provider=args.provider)
+        project = openstack.identity.get_project_output(
+            name=keystone.service_project, domain_id=keystone.domain_id, opts=invoke
+        )
+        admin_role = openstack.identity.get_role_output(name="admin", opts=invoke)
+
+        user = openstack.identity.User(
+            f"{name}-user",
+            name=keystone.glance_user,
+            domain_id=keystone.domain_id,
+            password=args.glance_password,
+            opts=child,
+        )
+        openstack.identity.RoleAssignment(
+            f"{name}-service-admin",
+            user_id=user.id,
+            project_id=project.id,
+            role_id=admin_role.id,
+            opts=child,
+        )
+        service = openstack.identity.ServiceV3(
+            f"{name}-service", name="glance", type="image", description=args.service_description, opts=child
+        )
+        self.endpoint_ids = {
+            interface: openstack.identity.EndpointV3(
+                f"{name}-endpoint-{interface}",
+                service_id=service.id,
+                interface=interface,
+                url=url,
+                endpoint_region=keystone.region,
+                region=keystone.region,
+                opts=child,
+            ).id
+            for interface, url in (
+                ("public", args.endpoints.public),
+                ("internal", args.endpoints.internal),
+                ("admin", args.endpoints.admin),
+            )
+        }
+        if args.limits is not None and args.limits_password is not None:
+            self._limits(name, args, args.limits, args.limits_password, service, child)
+        self.user_id = user.id
+        self.service_id = service.id
+        self.register_outputs(
+            {"user_id": self.user_id, "service_id": self.service_id, "endpoint_ids": self.endpoint_ids}
+        )
+
+    def _limits(
+        self,
+        name: str,
+        args: IdentityArgs,
+        limits: LimitsSettings,
+        password: pulumi.Output[str],
+        service: openstack.identity.ServiceV3,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        keystone = args.keystone
+        limits_user = openstack.identity.User(
+            f"{name}-limits-user",
+            name=limits.user,
+            domain_id=keystone.domain_id,
+            password=password,
+            opts=child,
+        )
+        # RoleAssignment has no system scope; this command grants it through the Keystone
+        # API on create and revokes it on delete, so it lives and dies with the stack.
+        role_params = limits_user.id.apply(
+            lambda user_id: json.dumps(
+                {
+                    "auth_url": keystone.api_url,
+                    "admin_user": keystone.admin_user,
+                    "admin_password": keystone.admin_password.get_secret_value(),
+                    "admin_project": keystone.admin_project,
+                    "domain_id": keystone.domain_id,
+                    "user_id": user_id,
+                    "role": "reader",
+                }
+            )
+        )
+        source = script_source("keystone_system_role")
+        local.Command(
+            f"{name}-limits-system-reader",
+            create=scripts.run_python(source, "grant"),
+            delete=scripts.run_python(source, "revoke"),
+            stdin=pulumi.Output.secret(role_params),
+            logging=local.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=SECRET_OUTPUTS),
+        )
+        for resource, default in limits.registered.items():
+            openstack.identity.RegisteredLimitV3(
+                f"{name}-limit-{resource.replace('_', '-')}",
+                service_id=service.id,
+                resource_name_=resource,
+                default_limit=default,
+                region=keystone.region,
+                opts=child,
+            )

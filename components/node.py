@@ -1,0 +1,185 @@
+"""Glance on the API host, driven over SSH.
+
+Steps, in the order the engine runs them:
+1. install the profile's packages (and the DB driver);           delete: uninstall
+2. the image store directory (protected unless the stack opts out); delete: remove it
+3. each config file, written from standard input;                delete: remove it
+4. ownership: root:glance 0640, or Clear Linux's update-triggers;  re-run on config change
+5. Clear Linux only: OS_IMAGE_API_VERSION=2 in the openrc files
+6. `glance-manage db_sync` as user glance, with retries, once the database and the
+   Keystone identity exist
+7. enable and start the profile's units;                         delete: stop and disable
+8. restart the units, replaced (so re-run) exactly when a config file changes
+9. readiness: /healthcheck, then one Keystone-authenticated image list
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components import rendering, scripts
+from components.remote import script_source
+from components.settings import Settings
+from components.ssh import SECRET_OUTPUTS, connection
+
+READINESS_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class NodeArgs:
+    settings: Settings
+    db_password: pulumi.Output[str]
+    glance_password: pulumi.Output[str]
+    limits_password: pulumi.Output[str] | None
+    limits_endpoint_id: pulumi.Output[str] | None
+    # Resources db_sync and the restart must wait for: the database and the identity.
+    prerequisites: Sequence[pulumi.Resource]
+
+
+class GlanceNode(pulumi.ComponentResource):
+    ready: remote.Command
+
+    def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("glance:node:GlanceNode", name, None, opts)
+        settings = args.settings
+        profile = settings.profile
+        self._connection = connection(settings.node)
+        files = _config_files(args)
+
+        install = self._command(
+            f"{name}-install",
+            create=scripts.install(profile, settings.database.engine),
+            delete=scripts.uninstall(profile),
+        )
+        store = self._command(
+            f"{name}-image-store",
+            create=scripts.ensure_store(settings.glance.store_path),
+            delete=scripts.remove_store(settings.glance.store_path),
+            depends_on=[install],
+            # The store holds the image bytes: keep it unless the stack opts out.
+            protect=settings.protect_data,
+        )
+        configs = [
+            self._command(
+                f"{name}-config-{path.rsplit('/', 1)[-1].removesuffix('.conf')}",
+                create=scripts.write_file(path),
+                delete=scripts.remove_files([path]),
+                stdin=files.apply(lambda texts, path=path: texts[path]),
+                depends_on=[install],
+                secret_outputs=True,
+            )
+            for path in rendering.config_paths(settings)
+        ]
+        fingerprint = files.apply(_fingerprint)
+        ownership = self._command(
+            f"{name}-ownership",
+            create=scripts.fix_ownership(profile, rendering.config_paths(settings)),
+            triggers=[fingerprint],
+            depends_on=configs,
+        )
+        if profile.image_api_env_files:
+            self._command(
+                f"{name}-image-api-version",
+                create=scripts.add_image_api_version(profile.image_api_env_files),
+                delete=scripts.remove_image_api_version(profile.image_api_env_files),
+            )
+        db_sync = self._command(
+            f"{name}-db-sync",
+            create=scripts.db_sync(),
+            depends_on=[ownership, *args.prerequisites],
+            secret_outputs=True,
+        )
+        units = self._command(
+            f"{name}-units",
+            create=scripts.enable_units(profile.units),
+            delete=scripts.disable_units(profile.units),
+            depends_on=[db_sync, store],
+        )
+        restart = self._command(
+            f"{name}-restart",
+            create=scripts.restart_units(profile.units),
+            triggers=[fingerprint],
+            depends_on=[units, *args.prerequisites],
+        )
+        self.ready = self._command(
+            f"{name}-ready",
+            create=scripts.run_python(script_source("readiness")),
+            stdin=_readiness_params(args),
+            triggers=[restart.id],
+            depends_on=[restart],
+            secret_outputs=True,
+        )
+        self.register_outputs({"ready": self.ready.stdout})
+
+    def _command(
+        self,
+        name: str,
+        create: str,
+        delete: str | None = None,
+        stdin: pulumi.Output[str] | None = None,
+        triggers: Sequence[pulumi.Input[str]] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+        protect: bool = False,
+        secret_outputs: bool = False,
+    ) -> remote.Command:
+        return remote.Command(
+            name,
+            connection=self._connection,
+            create=create,
+            delete=delete,
+            stdin=stdin,
+            triggers=list(triggers) if triggers else None,
+            logging=remote.Logging.NONE if secret_outputs else None,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(depends_on),
+                protect=protect,
+                additional_secret_outputs=SECRET_OUTPUTS if secret_outputs else None,
+            ),
+        )
+
+
+def _config_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
+    def render(values: list[str | None]) -> dict[str, str]:
+        db_password, glance_password, limits_password, endpoint_id = values
+        assert db_password is not None and glance_password is not None
+        secrets = rendering.ResolvedSecrets(db_password, glance_password, limits_password, endpoint_id)
+        return rendering.config_files(args.settings, secrets)
+
+    return pulumi.Output.secret(
+        pulumi.Output.all(
+            args.db_password, args.glance_password, args.limits_password, args.limits_endpoint_id
+        ).apply(render)
+    )
+
+
+def _fingerprint(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
+    keystone = args.settings.keystone
+    return pulumi.Output.secret(
+        args.glance_password.apply(
+            lambda password: json.dumps(
+                {
+                    "glance_url": args.settings.glance.endpoints.internal,
+                    "auth_url": keystone.auth_url,
+                    "user": keystone.glance_user,
+                    "password": password,
+                    "domain_id": keystone.domain_id,
+                    "project": keystone.service_project,
+                    "timeout": READINESS_TIMEOUT_SECONDS,
+                }
+            )
+        )
+    )

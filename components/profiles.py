@@ -1,0 +1,145 @@
+"""Distro profiles and Glance releases as data.
+
+A profile says how a distro installs and runs Glance; a release says which option
+names and URLs that Glance generation understands. Everything the rest of the
+program does differently per variant is read from these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DbEngine = Literal["mysql", "postgresql"]
+ProfileName = Literal["clearlinux", "rhel", "debian"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """Option names and defaults of one Glance generation."""
+
+    name: str
+    # SQLAlchemy URL scheme per engine; Liberty used the MySQLdb driver.
+    db_url_schemes: dict[DbEngine, str]
+    # authtoken option that holds the public Keystone URI.
+    public_uri_option: str
+    # authtoken option that selects the keystoneauth loader.
+    auth_loader_option: str
+    # Liberty guides name domains by id, Zed guides by name.
+    domain_by_name: bool
+    keystone_auth_port: int
+    has_registry: bool
+    has_memcached_authtoken: bool
+    supports_keystone_limits: bool
+    service_description: str
+
+
+LIBERTY = Release(
+    name="liberty",
+    db_url_schemes={"mysql": "mysql", "postgresql": "postgresql"},
+    public_uri_option="auth_uri",
+    auth_loader_option="auth_plugin",
+    domain_by_name=False,
+    # Liberty's Keystone served its admin API on 35357.
+    keystone_auth_port=35357,
+    has_registry=True,
+    has_memcached_authtoken=False,
+    supports_keystone_limits=False,
+    service_description="OpenStack Image service",
+)
+
+ZED = Release(
+    name="zed",
+    db_url_schemes={"mysql": "mysql+pymysql", "postgresql": "postgresql+psycopg2"},
+    public_uri_option="www_authenticate_uri",
+    auth_loader_option="auth_type",
+    domain_by_name=True,
+    # 35357 is gone: an auth_url there makes every authenticated call 401.
+    keystone_auth_port=5000,
+    has_registry=False,
+    has_memcached_authtoken=True,
+    supports_keystone_limits=True,
+    service_description="OpenStack Image",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one distro installs, owns and runs Glance."""
+
+    name: ProfileName
+    release: Release
+    default_db_engine: DbEngine
+    packages: tuple[str, ...]
+    # Extra packages for the SQLAlchemy driver of each engine (empty: part of the bundle).
+    db_driver_packages: dict[DbEngine, tuple[str, ...]]
+    # Shell lines; $packages is replaced by the packages plus the engine's driver packages.
+    install_commands: tuple[str, ...]
+    uninstall_commands: tuple[str, ...]
+    units: tuple[str, ...]
+    # Clear Linux fixes ownership through its stateless trigger target, not chown.
+    ownership_trigger_unit: str | None
+    pg_hba_path: str
+    postgresql_unit: str
+    keystone_limits_by_default: bool
+    # Client environment files that get OS_IMAGE_API_VERSION=2 (Liberty clients default to v1).
+    image_api_env_files: tuple[str, ...]
+
+
+CLEAR_LINUX = Profile(
+    name="clearlinux",
+    release=LIBERTY,
+    default_db_engine="mysql",
+    packages=("openstack-image",),
+    db_driver_packages={"mysql": (), "postgresql": ()},
+    install_commands=("clr_bundle_add $packages",),
+    uninstall_commands=("swupd bundle-remove openstack-image",),
+    units=("glance-api.service", "glance-registry.service"),
+    ownership_trigger_unit="update-triggers.target",
+    pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
+    postgresql_unit="postgresql.service",
+    keystone_limits_by_default=False,
+    image_api_env_files=("/root/admin-openrc.sh", "/root/demo-openrc.sh"),
+)
+
+RHEL = Profile(
+    name="rhel",
+    release=ZED,
+    default_db_engine="postgresql",
+    packages=("openstack-glance",),
+    db_driver_packages={"mysql": ("python3-PyMySQL",), "postgresql": ("python3-psycopg2",)},
+    # Without crb, python3-pyxattr is unavailable and the install fails.
+    install_commands=("yum config-manager --set-enabled crb", "yum install -y $packages"),
+    uninstall_commands=("yum remove -y openstack-glance",),
+    units=("openstack-glance-api.service",),
+    ownership_trigger_unit=None,
+    pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
+    postgresql_unit="postgresql.service",
+    keystone_limits_by_default=True,
+    image_api_env_files=(),
+)
+
+DEBIAN = Profile(
+    name="debian",
+    release=ZED,
+    default_db_engine="mysql",
+    packages=("glance-api",),
+    db_driver_packages={"mysql": ("python3-pymysql",), "postgresql": ("python3-psycopg2",)},
+    # Try the cached package lists first: a controller without a mirror still installs
+    # from its local archive, and the lists are refreshed only when that fails.
+    install_commands=(
+        "export DEBIAN_FRONTEND=noninteractive",
+        "apt-get install -y $packages || { apt-get update && apt-get install -y $packages; }",
+    ),
+    # remove, not purge: conffiles we did not write (paste ini) stay for a re-install; the
+    # driver packages stay too, since other services on the host may use them.
+    uninstall_commands=("DEBIAN_FRONTEND=noninteractive apt-get remove -y glance-api",),
+    units=("glance-api.service",),
+    ownership_trigger_unit=None,
+    pg_hba_path="/etc/postgresql/15/main/pg_hba.conf",
+    postgresql_unit="postgresql.service",
+    keystone_limits_by_default=False,
+    image_api_env_files=(),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (CLEAR_LINUX, RHEL, DEBIAN)}

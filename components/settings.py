@@ -1,0 +1,426 @@
+"""The stack config, parsed and validated once into typed settings.
+
+`load_settings` takes the raw `glance:*` config values (strings, as Pulumi hands them
+over) and either returns a frozen `Settings` or raises `ConfigError` with one message
+naming every bad key and what it allows. Nothing else in the program reads config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from components.profiles import PROFILES, DbEngine, Profile, ProfileName
+
+NAMESPACE = "glance"
+
+# Keys whose values are credentials: they must be set with `pulumi config set --secret`.
+SECRET_KEYS = frozenset(
+    {
+        "sshPrivateKey",
+        "dbAdminPassword",
+        "dbPassword",
+        "keystoneAdminPassword",
+        "glancePassword",
+        "limitsPassword",
+    }
+)
+
+GUIDE_CIRROS_URL = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
+LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
+
+
+class ConfigError(ValueError):
+    """The stack config is invalid; the message names each key and what it allows."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://controller:9292")
+    return value.rstrip("/")
+
+
+def _absolute_path(value: str) -> str:
+    if not posixpath.isabs(value):
+        raise ValueError("must be an absolute path, e.g. /var/lib/glance/images")
+    return posixpath.normpath(value)
+
+
+def _cirros_source(value: str) -> str:
+    if value.startswith("/"):
+        return posixpath.normpath(value)
+    try:
+        return _http_url(value)
+    except ValueError:
+        raise ValueError("must be an http(s) URL or an absolute path to a local image file") from None
+
+
+def _host_name(value: str) -> str:
+    if not value or any(c.isspace() or c in "/@:" for c in value):
+        raise ValueError("must be a host name or IP address, without scheme, port or path")
+    return value
+
+
+def _pg_hba_address(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return _host_name(value)
+    if "/" not in value:
+        raise ValueError("an IP address needs a prefix length here, e.g. 10.0.0.11/32")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+HostName = Annotated[str, AfterValidator(_host_name)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+OptionSections = dict[str, dict[str, str | int | float | bool]]
+
+
+class StackConfig(BaseModel):
+    """The `glance:*` keys a stack file may set; the README's reference mirrors this."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, strict=False)
+
+    profile: ProfileName
+    controller_host: HostName = "controller"
+    api_hosts: list[HostName] | None = None
+    ssh_port: Port = 22
+    ssh_user: str = "root"
+    ssh_private_key: SecretStr
+
+    db_engine: DbEngine | None = None
+    db_host: HostName | None = None
+    db_port: Port | None = None
+    db_name: str = "glance"
+    db_user: str = "glance"
+    db_password: SecretStr | None = None
+    db_admin_host: HostName | None = None
+    db_admin_port: Port | None = None
+    db_admin_user: str | None = None
+    db_admin_password: SecretStr
+    db_ssh_host: HostName | None = None
+    pg_hba_path: AbsolutePath | None = None
+    pg_hba_address: Annotated[str, AfterValidator(_pg_hba_address)] | None = None
+    pg_hba_method: Literal["md5", "scram-sha-256"] = "md5"
+
+    keystone_url: HttpUrl | None = None
+    keystone_auth_url: HttpUrl | None = None
+    keystone_api_url: HttpUrl | None = None
+    keystone_admin_user: str = "admin"
+    keystone_admin_password: SecretStr
+    keystone_admin_project: str = "admin"
+    domain_id: str = "default"
+    domain_name: str = "Default"
+    region: str = "RegionOne"
+    service_project: str = "service"
+    glance_user: str = "glance"
+    glance_password: SecretStr | None = None
+
+    public_url: HttpUrl | None = None
+    internal_url: HttpUrl | None = None
+    admin_url: HttpUrl | None = None
+    image_store_path: AbsolutePath = "/var/lib/glance/images"
+    memcached_servers: list[str] | None = None
+    debug: bool = False
+    api_options: OptionSections = Field(default_factory=dict)
+
+    keystone_limits: bool | None = None
+    limits_user: str = "service-oslo"
+    limits_password: SecretStr | None = None
+    image_limits: dict[Literal[LIMIT_RESOURCES], Annotated[int, Field(ge=0)]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {
+            "image_size_total": 1000,
+            "image_stage_total": 1000,
+            "image_count_total": 100,
+            "image_count_uploading": 10,
+        }
+    )
+
+    image_name: str = "cirros"
+    cirros_source: Annotated[str, AfterValidator(_cirros_source)] = GUIDE_CIRROS_URL
+    protect_data: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackConfig:
+        profile = PROFILES[self.profile]
+        hosts = self.api_hosts or [self.controller_host]
+        if len(hosts) > 1:
+            raise ValueError(
+                f"apiHosts: {len(hosts)} hosts share one image store, but the file store at "
+                f"imageStorePath ({self.image_store_path}) is per host; deploy one API host"
+            )
+        if self.keystone_limits and not profile.release.supports_keystone_limits:
+            raise ValueError(
+                f"keystoneLimits: Keystone unified limits need Glance Zed or later; "
+                f"profile {self.profile} deploys {profile.release.name}"
+            )
+        engine = self.db_engine or profile.default_db_engine
+        pg_only = {"pgHbaPath": self.pg_hba_path, "pgHbaAddress": self.pg_hba_address}
+        misplaced = [key for key, value in pg_only.items() if value is not None]
+        if engine != "postgresql" and misplaced:
+            raise ValueError(f"{', '.join(misplaced)}: only used with dbEngine postgresql, not {engine}")
+        return self
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str
+    port: int
+    user: str
+    private_key: SecretStr
+
+
+@dataclass(frozen=True)
+class PgHba:
+    path: str
+    database: str
+    user: str
+    address: str
+    method: str
+    unit: str
+    host: SshTarget
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    engine: DbEngine
+    host: str
+    port: int
+    name: str
+    user: str
+    password: SecretStr | None
+    admin_host: str
+    admin_port: int
+    admin_user: str
+    admin_password: SecretStr
+    pg_hba: PgHba | None
+
+
+@dataclass(frozen=True)
+class KeystoneSettings:
+    public_uri: str
+    auth_url: str
+    api_url: str
+    admin_user: str
+    admin_password: SecretStr
+    admin_project: str
+    domain_id: str
+    domain_name: str
+    region: str
+    service_project: str
+    glance_user: str
+    glance_password: SecretStr | None
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    user: str
+    password: SecretStr | None
+    registered: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    public: str
+    internal: str
+    admin: str
+
+
+@dataclass(frozen=True)
+class GlanceSettings:
+    endpoints: Endpoints
+    store_path: str
+    memcached_servers: tuple[str, ...]
+    debug: bool
+    extra_options: Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    name: str
+    source_url: str | None
+    local_path: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Profile
+    node: SshTarget
+    database: DatabaseSettings
+    keystone: KeystoneSettings
+    limits: LimitsSettings | None
+    glance: GlanceSettings
+    image: ImageSettings
+    protect_data: bool
+
+
+def load_settings(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Parse `glance:*` config values (key without namespace -> raw string)."""
+    errors = [
+        f"{NAMESPACE}:{key} holds a credential: set it with `pulumi config set --secret {NAMESPACE}:{key}`"
+        for key in sorted(SECRET_KEYS & raw.keys() - secret_keys)
+    ]
+    try:
+        config = StackConfig.model_validate({key: _decode(value) for key, value in raw.items()})
+    except ValidationError as exc:
+        errors.extend(_describe(error) for error in exc.errors())
+    if errors:
+        raise ConfigError("invalid stack config:\n  " + "\n  ".join(errors))
+    return _resolve(config)
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi passes structured values (lists, objects) as JSON text."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _describe(error: Any) -> str:
+    location = [str(part) for part in error["loc"]]
+    message: str = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "is not a known key (see the README's stack config reference)"
+    elif error["type"] == "missing":
+        secret = location and location[0] in SECRET_KEYS
+        message = "is required" + (" (set it with `pulumi config set --secret`)" if secret else "")
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    if not location:
+        key, _, message = message.partition(": ")
+        location = [key]
+    return f"{NAMESPACE}:{'.'.join(location)} {message}"
+
+
+def _resolve(config: StackConfig) -> Settings:
+    profile = PROFILES[config.profile]
+    controller = config.controller_host
+    node = SshTarget(
+        host=(config.api_hosts or [controller])[0],
+        port=config.ssh_port,
+        user=config.ssh_user,
+        private_key=config.ssh_private_key,
+    )
+    glance_url = f"http://{controller}:9292"
+    keystone_url = config.keystone_url or f"http://{controller}:5000"
+    auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
+    limits_enabled = (
+        profile.keystone_limits_by_default if config.keystone_limits is None else config.keystone_limits
+    )
+    return Settings(
+        profile=profile,
+        node=node,
+        database=_database(config, profile, node),
+        keystone=KeystoneSettings(
+            public_uri=keystone_url,
+            auth_url=auth_url,
+            api_url=config.keystone_api_url or f"{auth_url}/v3",
+            admin_user=config.keystone_admin_user,
+            admin_password=config.keystone_admin_password,
+            admin_project=config.keystone_admin_project,
+            domain_id=config.domain_id,
+            domain_name=config.domain_name,
+            region=config.region,
+            service_project=config.service_project,
+            glance_user=config.glance_user,
+            glance_password=config.glance_password,
+        ),
+        limits=LimitsSettings(config.limits_user, config.limits_password, dict(config.image_limits))
+        if limits_enabled
+        else None,
+        glance=GlanceSettings(
+            endpoints=Endpoints(
+                public=config.public_url or glance_url,
+                internal=config.internal_url or glance_url,
+                admin=config.admin_url or glance_url,
+            ),
+            store_path=config.image_store_path,
+            memcached_servers=tuple(
+                config.memcached_servers
+                if config.memcached_servers is not None
+                else ([f"{controller}:11211"] if profile.release.has_memcached_authtoken else [])
+            ),
+            debug=config.debug,
+            extra_options={
+                section: {key: _option_text(value) for key, value in options.items()}
+                for section, options in config.api_options.items()
+            },
+        ),
+        image=ImageSettings(
+            name=config.image_name,
+            source_url=None if config.cirros_source.startswith("/") else config.cirros_source,
+            local_path=config.cirros_source if config.cirros_source.startswith("/") else None,
+        ),
+        protect_data=config.protect_data,
+    )
+
+
+def _database(config: StackConfig, profile: Profile, node: SshTarget) -> DatabaseSettings:
+    engine = config.db_engine or profile.default_db_engine
+    default_port = 5432 if engine == "postgresql" else 3306
+    host = config.db_host or config.controller_host
+    pg_hba = None
+    if engine == "postgresql":
+        pg_hba = PgHba(
+            path=config.pg_hba_path or profile.pg_hba_path,
+            database=config.db_name,
+            user=config.db_user,
+            address=config.pg_hba_address or _default_hba_address(config.controller_host),
+            method=config.pg_hba_method,
+            unit=profile.postgresql_unit,
+            host=SshTarget(
+                # The guides run the database on the controller: reach it like the API node.
+                host=config.db_ssh_host or (node.host if host == config.controller_host else host),
+                port=node.port,
+                user=node.user,
+                private_key=node.private_key,
+            ),
+        )
+    return DatabaseSettings(
+        engine=engine,
+        host=host,
+        port=config.db_port or default_port,
+        name=config.db_name,
+        user=config.db_user,
+        password=config.db_password,
+        admin_host=config.db_admin_host or host,
+        admin_port=config.db_admin_port or config.db_port or default_port,
+        admin_user=config.db_admin_user or ("postgres" if engine == "postgresql" else "root"),
+        admin_password=config.db_admin_password,
+        pg_hba=pg_hba,
+    )
+
+
+def _default_hba_address(controller: str) -> str:
+    """pg_hba needs a CIDR for an address; a host name is matched by reverse lookup."""
+    try:
+        address = ipaddress.ip_address(controller)
+    except ValueError:
+        return controller
+    return f"{address}/{address.max_prefixlen}"
+
+
+def _option_text(value: str | int | float | bool) -> str:
+    return str(value) if not isinstance(value, bool) else ("True" if value else "False")
