@@ -30,9 +30,9 @@ class ServicePasswords(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PasswordsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("glance:passwords:ServicePasswords", name, None, opts)
-        self.db = self._password(f"{name}-db", args.db_password)
-        self.glance = self._password(f"{name}-keystone", args.glance_password)
-        self.limits = self._password(f"{name}-limits", args.limits_password) if args.limits_enabled else None
+        self.db = self._password(f"{name}-db-password", args.db_password)
+        self.glance = self._password(f"{name}-keystone-password", args.glance_password)
+        self.limits = self._password(f"{name}-limits-password", args.limits_password) if args.limits_enabled else None
         self.register_outputs({})
 
     def _password(self, name: str, given: SecretStr | None) -> pulumi.Output[str]:
