@@ -147,9 +147,11 @@ def stack_config(stack: str) -> dict[str, Any]:
     return {key.removeprefix("glance:"): value for key, value in document["config"].items()}
 
 
-def run_program(config: Mapping[str, Any], secret_keys: frozenset[str] | None = None) -> Deployment:
+def run_program(
+    config: Mapping[str, Any], secret_keys: frozenset[str] | None = None, deployment: Deployment | None = None
+) -> Deployment:
     """Run __main__.py once with `config` (keys without namespace) under fresh mocks."""
-    deployment = Deployment()
+    deployment = Deployment() if deployment is None else deployment
     glance_mocks = GlanceMocks()
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(

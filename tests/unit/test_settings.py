@@ -1,0 +1,99 @@
+"""Bad stack config fails with one message naming the key and what is allowed,
+before any resource is registered; good config resolves to the guides' defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.settings import ConfigError, load_settings
+from tests.unit.harness import TEST_SECRETS, Deployment, run_program, stack_config
+
+SECRET = frozenset(TEST_SECRETS)
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown profile", {"profile": "ubuntu"}, "glance:profile Input should be 'clearlinux', 'rhel' or 'debian'"),
+    ("unknown engine", {"dbEngine": "oracle"}, "glance:dbEngine Input should be 'mysql' or 'postgresql'"),
+    ("typo in a key", {"contollerHost": "x"}, "glance:contollerHost is not a known key"),
+    ("port not a number", {"sshPort": "twenty-two"}, "glance:sshPort Input should be a valid integer"),
+    ("port out of range", {"sshPort": "70000"}, "glance:sshPort Input should be less than or equal to 65535"),
+    ("debug not a boolean", {"debug": "sometimes"}, "glance:debug Input should be a valid boolean"),
+    ("malformed endpoint URL", {"publicUrl": "controller:9292"}, "glance:publicUrl must be an http:// or https:// URL"),
+    ("endpoint URL with other scheme", {"internalUrl": "ftp://controller"}, "glance:internalUrl must be an http://"),
+    ("malformed Keystone URL", {"keystoneAuthUrl": "http://"}, "glance:keystoneAuthUrl must be an http:// or https://"),
+    ("relative store path", {"imageStorePath": "var/lib/glance"}, "glance:imageStorePath must be an absolute path"),
+    ("several API hosts with a file store", {"apiHosts": ["c1", "c2"]}, "glance:apiHosts 2 hosts share one image store"),
+    ("host with a scheme", {"controllerHost": "http://controller"}, "glance:controllerHost must be a host name"),
+    ("pg_hba IP without prefix", {"dbEngine": "postgresql", "pgHbaAddress": "10.0.0.11"}, "glance:pgHbaAddress an IP address needs a prefix length"),
+    ("pg_hba option on mysql", {"dbEngine": "mysql", "pgHbaPath": "/etc/pg_hba.conf"}, "glance:pgHbaPath only used with dbEngine postgresql"),
+    ("unknown pg_hba method", {"dbEngine": "postgresql", "pgHbaMethod": "trust"}, "glance:pgHbaMethod Input should be 'md5' or 'scram-sha-256'"),
+    ("limits on Liberty", {"profile": "clearlinux", "keystoneLimits": True}, "glance:keystoneLimits Keystone unified limits need Glance Zed"),
+    ("unknown limit", {"imageLimits": {"image_count": 5}}, "glance:imageLimits.image_count"),
+    ("negative limit", {"imageLimits": {"image_count_total": -1}}, "glance:imageLimits.image_count_total Input should be greater than or equal to 0"),
+    ("image source neither URL nor path", {"cirrosSource": "cirros.img"}, "glance:cirrosSource must be an http(s) URL or an absolute path"),
+    ("api options not sections", {"apiOptions": {"debug": "true"}}, "glance:apiOptions.debug Input should be a valid dictionary"),
+    ("wrong type for a list", {"memcachedServers": "controller:11211"}, "glance:memcachedServers Input should be a valid list"),
+]
+
+
+def base_config() -> dict[str, Any]:
+    return {**stack_config("debian"), **TEST_SECRETS}
+
+
+@pytest.mark.parametrize(("change", "message"), [(c, m) for _, c, m in INVALID], ids=[i for i, _, _ in INVALID])
+def test_invalid_config_is_refused_before_any_resource(change: dict[str, Any], message: str) -> None:
+    config = {**base_config(), **change}
+    deployment = Deployment()
+    with pytest.raises(ConfigError) as refused:
+        run_program(config, deployment=deployment)
+    assert message in str(refused.value)
+    assert str(refused.value).startswith("invalid stack config:")
+    assert deployment.registrations == []
+
+
+@pytest.mark.parametrize("key", ["sshPrivateKey", "dbAdminPassword", "keystoneAdminPassword"])
+def test_missing_required_secret_names_the_key(key: str) -> None:
+    config = {k: v for k, v in base_config().items() if k != key}
+    with pytest.raises(ConfigError, match=f"glance:{key} is required \\(set it with `pulumi config set --secret`\\)"):
+        load_settings({k: str(v) for k, v in config.items() if isinstance(v, str)}, SECRET)
+
+
+def test_credential_in_plaintext_is_refused() -> None:
+    raw = {"profile": "debian", **TEST_SECRETS}
+    with pytest.raises(ConfigError, match=r"glance:dbAdminPassword holds a credential: set it with `pulumi config set --secret"):
+        load_settings(raw, SECRET - {"dbAdminPassword"})
+
+
+def test_every_error_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"profile": "debian", "sshPort": "x", "imageStorePath": "rel", **TEST_SECRETS}, SECRET)
+    assert "glance:sshPort" in str(refused.value) and "glance:imageStorePath" in str(refused.value)
+
+
+def test_defaults_follow_the_profile() -> None:
+    clear = load_settings({"profile": "clearlinux", **TEST_SECRETS}, SECRET)
+    rhel = load_settings({"profile": "rhel", **TEST_SECRETS}, SECRET)
+    debian = load_settings({"profile": "debian", **TEST_SECRETS}, SECRET)
+    assert (clear.database.engine, rhel.database.engine, debian.database.engine) == ("mysql", "postgresql", "mysql")
+    assert clear.keystone.auth_url == "http://controller:35357"
+    assert rhel.keystone.auth_url == debian.keystone.auth_url == "http://controller:5000"
+    assert clear.glance.memcached_servers == () and rhel.glance.memcached_servers == ("controller:11211",)
+    assert rhel.limits is not None and clear.limits is None and debian.limits is None
+    assert rhel.database.pg_hba is not None and rhel.database.pg_hba.path == "/var/lib/pgsql/data/pg_hba.conf"
+    assert debian.database.admin_user == "root" and rhel.database.admin_user == "postgres"
+
+
+def test_ip_controller_gets_a_host_prefix_in_pg_hba() -> None:
+    settings = load_settings({"profile": "debian", "dbEngine": "postgresql", "controllerHost": "127.0.0.1", **TEST_SECRETS}, SECRET)
+    assert settings.database.pg_hba is not None and settings.database.pg_hba.address == "127.0.0.1/32"
+
+
+def test_secrets_do_not_leak_through_repr() -> None:
+    settings = load_settings({"profile": "debian", **TEST_SECRETS}, SECRET)
+    assert not any(secret in repr(settings) for secret in TEST_SECRETS.values())
+
+
+def test_local_image_file_is_uploaded_not_downloaded() -> None:
+    settings = load_settings({"profile": "debian", "cirrosSource": "/srv/images/cirros.qcow2", **TEST_SECRETS}, SECRET)
+    assert (settings.image.local_path, settings.image.source_url) == ("/srv/images/cirros.qcow2", None)
