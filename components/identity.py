@@ -110,15 +110,16 @@ class GlanceIdentity(pulumi.ComponentResource):
         )
         # RoleAssignment has no system scope; this command grants it through the Keystone
         # API on create and revokes it on delete, so it lives and dies with the stack.
-        role_params = limits_user.id.apply(
-            lambda user_id: json.dumps(
+        admin_password = pulumi.Output.secret(keystone.admin_password.get_secret_value())
+        role_params = pulumi.Output.all(limits_user.id, admin_password).apply(
+            lambda values: json.dumps(
                 {
                     "auth_url": keystone.api_url,
                     "admin_user": keystone.admin_user,
-                    "admin_password": keystone.admin_password.get_secret_value(),
+                    "admin_password": values[1],
                     "admin_project": keystone.admin_project,
                     "domain_id": keystone.domain_id,
-                    "user_id": user_id,
+                    "user_id": values[0],
                     "role": "reader",
                 }
             )
@@ -128,7 +129,7 @@ class GlanceIdentity(pulumi.ComponentResource):
             f"{name}-limits-system-reader",
             create=scripts.run_python(source, "grant"),
             delete=scripts.run_python(source, "revoke"),
-            stdin=pulumi.Output.secret(role_params),
+            stdin=role_params,
             logging=local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=SECRET_OUTPUTS),
         )

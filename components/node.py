@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import pulumi
 from pulumi_command import remote
@@ -70,7 +71,7 @@ class GlanceNode(pulumi.ComponentResource):
                 f"{name}-config-{path.rsplit('/', 1)[-1].removesuffix('.conf')}",
                 create=scripts.write_file(path),
                 delete=scripts.remove_files([path]),
-                stdin=files.apply(lambda texts, path=path: texts[path]),
+                stdin=files.apply(itemgetter(path)),
                 depends_on=[install],
                 secret_outputs=True,
             )
@@ -153,9 +154,9 @@ def _config_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
         return rendering.config_files(args.settings, secrets)
 
     return pulumi.Output.secret(
-        pulumi.Output.all(
-            args.db_password, args.glance_password, args.limits_password, args.limits_endpoint_id
-        ).apply(render)
+        pulumi.Output.all(args.db_password, args.glance_password, args.limits_password, args.limits_endpoint_id).apply(
+            render
+        )
     )
 
 

@@ -40,7 +40,7 @@ def write_file(path: str) -> str:
         STRICT,
         "umask 077",
         f"mkdir -p {shlex.quote(directory)}",
-        f'tmp=$(mktemp {shlex.quote(f"{directory}/.{name}.")}XXXXXX)',
+        f"tmp=$(mktemp {shlex.quote(f'{directory}/.{name}.')}XXXXXX)",
         'cat > "$tmp"',
         f'mv -f "$tmp" {shlex.quote(path)}',
     )

@@ -326,9 +326,7 @@ def _resolve(config: StackConfig) -> Settings:
     glance_url = f"http://{controller}:9292"
     keystone_url = config.keystone_url or f"http://{controller}:5000"
     auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
-    limits_enabled = (
-        profile.keystone_limits_by_default if config.keystone_limits is None else config.keystone_limits
-    )
+    limits_enabled = profile.keystone_limits_by_default if config.keystone_limits is None else config.keystone_limits
     return Settings(
         profile=profile,
         node=node,

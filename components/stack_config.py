@@ -18,5 +18,3 @@ def read_settings() -> Settings:
         key for key in raw if prefix + key in secret_keys or runtime_config.is_config_secret(prefix + key)
     )
     return load_settings(raw, secret)
-
-

@@ -41,9 +41,7 @@ def admin_token(params: dict[str, Any]) -> str:
 
 
 def call(params: dict[str, Any], token: str, method: str, path: str) -> Any:
-    request = urllib.request.Request(
-        f"{params['auth_url']}{path}", method=method, headers={"X-Auth-Token": token}
-    )
+    request = urllib.request.Request(f"{params['auth_url']}{path}", method=method, headers={"X-Auth-Token": token})
     with urllib.request.urlopen(request, timeout=30) as response:
         body = response.read()
         return json.loads(body) if body else None

@@ -39,9 +39,7 @@ def issue_token(params: dict[str, Any]) -> str:
         "auth": {
             "identity": {
                 "methods": ["password"],
-                "password": {
-                    "user": {"name": params["user"], "domain": domain, "password": params["password"]}
-                },
+                "password": {"user": {"name": params["user"], "domain": domain, "password": params["password"]}},
             },
             "scope": {"project": {"name": params["project"], "domain": domain}},
         }

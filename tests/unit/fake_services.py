@@ -26,7 +26,7 @@ class FakeCloud:
 
 def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
@@ -41,7 +41,7 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
         def _authorized(self) -> bool:
             return self.headers.get("X-Auth-Token") == TOKEN
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib hook
+        def do_GET(self) -> None:
             cloud.requests.append(("GET", self.path, None))
             if self.path == "/healthcheck":
                 if cloud.unhealthy_polls > 0:
@@ -56,7 +56,7 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
                 return self._reply(200, {"roles": [{"id": "reader-id", "name": "reader"}]})
             return self._reply(404)
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib hook
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             cloud.requests.append(("POST", self.path, body))
             if self.path != "/v3/auth/tokens":
@@ -72,7 +72,7 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
                 return None
             return parts[4], parts[6]
 
-        def do_PUT(self) -> None:  # noqa: N802 - stdlib hook
+        def do_PUT(self) -> None:
             cloud.requests.append(("PUT", self.path, None))
             grant = self._system_grant()
             if grant is None:
@@ -80,7 +80,7 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
             cloud.system_grants.add(grant)
             return self._reply(204)
 
-        def do_DELETE(self) -> None:  # noqa: N802 - stdlib hook
+        def do_DELETE(self) -> None:
             cloud.requests.append(("DELETE", self.path, None))
             grant = self._system_grant()
             if grant is None or grant not in cloud.system_grants:

@@ -22,8 +22,8 @@ from components.settings import SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / "stacks"
-SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the wire marker of a secret value
-SECRET_VALUE = rpc._special_secret_sig  # noqa: SLF001
+SECRET_SIG = rpc._special_sig_key
+SECRET_VALUE = rpc._special_secret_sig
 
 TEST_SECRETS = {
     "sshPrivateKey": "-----TEST SSH KEY-----",
@@ -97,11 +97,11 @@ class GlanceMocks(pulumi.runtime.Mocks):
             state.setdefault("stderr", "")
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "openstack:identity/getProject:getProject":
-            return {"id": "service-project-id", "name": args.args["name"]}
+            return {"id": "service-project-id", "name": args.args["name"]}, []
         if args.token == "openstack:identity/getRole:getRole":
-            return {"id": f"{args.args['name']}-role-id", "name": args.args["name"]}
+            return {"id": f"{args.args['name']}-role-id", "name": args.args["name"]}, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
@@ -111,7 +111,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.deployment = deployment
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.deployment.registrations.append(
                 Registration(
@@ -167,10 +167,14 @@ def run_program(
 
     exports: dict[str, Any] = {}
 
-    @pulumi.runtime.test  # type: ignore[misc]
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[None]:
         original_export = pulumi.export
-        pulumi.export = exports.__setitem__
+
+        def record_export(name: str, value: Any) -> None:
+            exports[name] = value
+
+        pulumi.export = record_export
         try:
             runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         finally:

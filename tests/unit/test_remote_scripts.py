@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from components import scripts
 from components.profiles import DEBIAN
 from components.remote import script_source
 from components.settings import PgHba, SshTarget
-from pydantic import SecretStr
 from tests.unit.fake_services import FakeCloud, serve
 
 DEBIAN_PG_HBA = """\
@@ -27,7 +27,9 @@ host    all             all             ::1/128                 scram-sha-256
 """
 
 
-def run(script: str, *, stdin: str = "", path_dir: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run(
+    script: str, *, stdin: str = "", path_dir: Path | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if path_dir is not None:
         env["PATH"] = f"{path_dir}:{env['PATH']}"

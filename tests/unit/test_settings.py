@@ -23,17 +23,53 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("endpoint URL with other scheme", {"internalUrl": "ftp://controller"}, "glance:internalUrl must be an http://"),
     ("malformed Keystone URL", {"keystoneAuthUrl": "http://"}, "glance:keystoneAuthUrl must be an http:// or https://"),
     ("relative store path", {"imageStorePath": "var/lib/glance"}, "glance:imageStorePath must be an absolute path"),
-    ("several API hosts with a file store", {"apiHosts": ["c1", "c2"]}, "glance:apiHosts 2 hosts share one image store"),
+    (
+        "several API hosts with a file store",
+        {"apiHosts": ["c1", "c2"]},
+        "glance:apiHosts 2 hosts share one image store",
+    ),
     ("host with a scheme", {"controllerHost": "http://controller"}, "glance:controllerHost must be a host name"),
-    ("pg_hba IP without prefix", {"dbEngine": "postgresql", "pgHbaAddress": "10.0.0.11"}, "glance:pgHbaAddress an IP address needs a prefix length"),
-    ("pg_hba option on mysql", {"dbEngine": "mysql", "pgHbaPath": "/etc/pg_hba.conf"}, "glance:pgHbaPath only used with dbEngine postgresql"),
-    ("unknown pg_hba method", {"dbEngine": "postgresql", "pgHbaMethod": "trust"}, "glance:pgHbaMethod Input should be 'md5' or 'scram-sha-256'"),
-    ("limits on Liberty", {"profile": "clearlinux", "keystoneLimits": True}, "glance:keystoneLimits Keystone unified limits need Glance Zed"),
+    (
+        "pg_hba IP without prefix",
+        {"dbEngine": "postgresql", "pgHbaAddress": "10.0.0.11"},
+        "glance:pgHbaAddress an IP address needs a prefix length",
+    ),
+    (
+        "pg_hba option on mysql",
+        {"dbEngine": "mysql", "pgHbaPath": "/etc/pg_hba.conf"},
+        "glance:pgHbaPath only used with dbEngine postgresql",
+    ),
+    (
+        "unknown pg_hba method",
+        {"dbEngine": "postgresql", "pgHbaMethod": "trust"},
+        "glance:pgHbaMethod Input should be 'md5' or 'scram-sha-256'",
+    ),
+    (
+        "limits on Liberty",
+        {"profile": "clearlinux", "keystoneLimits": True},
+        "glance:keystoneLimits Keystone unified limits need Glance Zed",
+    ),
     ("unknown limit", {"imageLimits": {"image_count": 5}}, "glance:imageLimits.image_count"),
-    ("negative limit", {"imageLimits": {"image_count_total": -1}}, "glance:imageLimits.image_count_total Input should be greater than or equal to 0"),
-    ("image source neither URL nor path", {"cirrosSource": "cirros.img"}, "glance:cirrosSource must be an http(s) URL or an absolute path"),
-    ("api options not sections", {"apiOptions": {"debug": "true"}}, "glance:apiOptions.debug Input should be a valid dictionary"),
-    ("wrong type for a list", {"memcachedServers": "controller:11211"}, "glance:memcachedServers Input should be a valid list"),
+    (
+        "negative limit",
+        {"imageLimits": {"image_count_total": -1}},
+        "glance:imageLimits.image_count_total Input should be greater than or equal to 0",
+    ),
+    (
+        "image source neither URL nor path",
+        {"cirrosSource": "cirros.img"},
+        "glance:cirrosSource must be an http(s) URL or an absolute path",
+    ),
+    (
+        "api options not sections",
+        {"apiOptions": {"debug": "true"}},
+        "glance:apiOptions.debug Input should be a valid dictionary",
+    ),
+    (
+        "wrong type for a list",
+        {"memcachedServers": "controller:11211"},
+        "glance:memcachedServers Input should be a valid list",
+    ),
 ]
 
 
@@ -61,7 +97,9 @@ def test_missing_required_secret_names_the_key(key: str) -> None:
 
 def test_credential_in_plaintext_is_refused() -> None:
     raw = {"profile": "debian", **TEST_SECRETS}
-    with pytest.raises(ConfigError, match=r"glance:dbAdminPassword holds a credential: set it with `pulumi config set --secret"):
+    with pytest.raises(
+        ConfigError, match=r"glance:dbAdminPassword holds a credential: set it with `pulumi config set --secret"
+    ):
         load_settings(raw, SECRET - {"dbAdminPassword"})
 
 
@@ -85,7 +123,9 @@ def test_defaults_follow_the_profile() -> None:
 
 
 def test_ip_controller_gets_a_host_prefix_in_pg_hba() -> None:
-    settings = load_settings({"profile": "debian", "dbEngine": "postgresql", "controllerHost": "127.0.0.1", **TEST_SECRETS}, SECRET)
+    settings = load_settings(
+        {"profile": "debian", "dbEngine": "postgresql", "controllerHost": "127.0.0.1", **TEST_SECRETS}, SECRET
+    )
     assert settings.database.pg_hba is not None and settings.database.pg_hba.address == "127.0.0.1/32"
 
 

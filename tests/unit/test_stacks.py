@@ -69,7 +69,9 @@ def test_identity_follows_the_guide(deployment: Deployment) -> None:
     assert assignment.inputs["userId"] == "glance-user-id"
     service = deployment.named("glance-service")
     assert (service.inputs["name"], service.inputs["type"]) == ("glance", "image")
-    endpoints = {r.inputs["interface"]: r.inputs for r in deployment.of_type("openstack:identity/endpointV3:EndpointV3")}
+    endpoints = {
+        r.inputs["interface"]: r.inputs for r in deployment.of_type("openstack:identity/endpointV3:EndpointV3")
+    }
     assert set(endpoints) == {"public", "internal", "admin"}
     for endpoint in endpoints.values():
         assert endpoint["url"] == "http://controller:9292"
@@ -189,9 +191,14 @@ def test_rhel_follows_its_notes() -> None:
     role = deployment.named("glance-role").inputs
     assert role["login"] is True and role["name"] == "glance"
     assert deployment.named("glance-database").inputs["owner"] == "glance"
-    limits = {r.inputs["resourceName"]: r.inputs for r in deployment.of_type("openstack:identity/registeredLimitV3:RegisteredLimitV3")}
+    limits = {
+        r.inputs["resourceName"]: r.inputs
+        for r in deployment.of_type("openstack:identity/registeredLimitV3:RegisteredLimitV3")
+    }
     assert set(limits) == {"image_size_total", "image_stage_total", "image_count_total", "image_count_uploading"}
-    assert all(limit["serviceId"] == "glance-service-id" and limit["region"] == "RegionOne" for limit in limits.values())
+    assert all(
+        limit["serviceId"] == "glance-service-id" and limit["region"] == "RegionOne" for limit in limits.values()
+    )
     reader = deployment.named("glance-limits-system-reader").inputs
     assert '"role": "reader"' in plain(reader["stdin"]) and "grant" in reader["create"] and "revoke" in reader["delete"]
     assert deployment.named("glance-limits-user").inputs["name"] == "service-oslo"
