@@ -1,0 +1,68 @@
+"""`python3 -m lab {build,up,down,status}` - see lab/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import controller, image
+
+
+def _build(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    path = image.ensure_image()
+    manifest = json.loads((path / "manifest.json").read_text())
+    print(f"image {path} ({manifest['size_bytes'] / 2**20:.0f} MiB, built {manifest['built_at']}, "
+          f"build timings {manifest['timings']}); this check took {time.monotonic() - started:.1f}s")
+    if args.prune:
+        state_image = (controller.status().get("running_image") or None)
+        for old in image.prune_images(path, None if state_image is None else type(path)(state_image)):
+            print(f"removed old image {old}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    controller.boot(timeout=args.timeout)
+    print(controller.connection_path())
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    outcome = controller.shutdown(timeout=args.timeout)
+    print(f"lab: {outcome}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    info = controller.status()
+    print(json.dumps(info, indent=2))
+    return 0 if info["up"] else 3  # like `systemctl status` for a stopped unit
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m lab", description="The glance-pulumi lab controller.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build the controller image if this machine has none (cached)")
+    build.add_argument("--prune", action="store_true", help="also delete images of older recipes")
+    build.set_defaults(func=_build)
+    up = sub.add_parser("up", help="boot the lab (building the image if needed) and wait until it is usable")
+    up.add_argument("--timeout", type=float, default=controller.BOOT_TIMEOUT)
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="stop the lab if one is up")
+    down.add_argument("--timeout", type=float, default=controller.STOP_TIMEOUT, help="seconds before SIGKILL")
+    down.set_defaults(func=_down)
+    stat = sub.add_parser("status", help="show whether a lab is up and how it is doing")
+    stat.set_defaults(func=_status)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except controller.LabError as error:
+        print(f"lab: error: {error}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,616 @@
+"""Boot, inspect and stop the lab controller; the Python API behind `python3 -m lab`.
+
+    from lab.controller import Lab
+    with Lab() as lab:                       # builds the image if needed, boots, waits
+        lab.connection["keystone"]["auth_url"]
+        lab.ssh("systemctl is-active mariadb").stdout
+    # shut down here, also after an exception
+
+Lower level: ensure_image(), boot(), shutdown(), status(), ssh(), read_connection().
+One lab runs per machine at a time (it owns fixed loopback ports); its state lives in
+paths.run_dir() so that `up` and `down` can be separate processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import nspawn
+from .errors import LabError
+from .image import ensure_image, image_dir, read_secrets
+from .paths import (
+    CGROUP_NAME,
+    KEYSTONE_AUTH_URL,
+    LOOPBACK,
+    MACHINE_NAME,
+    PG_HBA_PATH,
+    PORTS,
+    REGION,
+    cache_root,
+    run_dir,
+)
+
+__all__ = [
+    "Lab",
+    "acquire_shared",
+    "release_shared",
+    "LabError",
+    "boot",
+    "ensure_image",
+    "is_up",
+    "read_connection",
+    "shutdown",
+    "ssh",
+    "ssh_argv",
+    "status",
+]
+
+Log = Callable[[str], None]
+BOOT_TIMEOUT = 240.0  # generous: 2 cores shared with other builds
+STOP_TIMEOUT = 30.0
+
+
+def _stderr_log(message: str) -> None:
+    print(f"[lab] {message}", file=sys.stderr, flush=True)
+
+
+# ---- run-dir state ---------------------------------------------------------------------
+
+
+def _state_path() -> Path:
+    return run_dir() / "state.json"
+
+
+def connection_path() -> Path:
+    return run_dir() / "connection.json"
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads(_state_path().read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+def _recorded_pid() -> int | None:
+    state = _read_state()
+    return int(state["nspawn_pid"]) if state else None
+
+
+def is_up() -> bool:
+    """A lab is up if the recorded PID is still our nspawn (not a reused PID)."""
+    pid = _recorded_pid()
+    return pid is not None and nspawn.pid_alive(pid) and nspawn.is_nspawn(pid, MACHINE_NAME)
+
+
+def read_connection() -> dict[str, Any]:
+    """The running lab's connection settings (what `up` wrote to connection.json)."""
+    try:
+        data: dict[str, Any] = json.loads(connection_path().read_text())
+    except FileNotFoundError:
+        raise LabError("no lab is up (run `python3 -m lab up`)") from None
+    return data
+
+
+@contextmanager
+def _run_lock() -> Iterator[None]:
+    """Serialise up/down between processes (a second `up` waits, then sees the first)."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / "run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+# ---- preflight ----------------------------------------------------------------------------
+
+
+def busy_ports() -> dict[str, int]:
+    """Ports the lab needs that something already listens on (host networking)."""
+    busy = {}
+    for name, port in PORTS.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # SO_REUSEADDR: ignore TIME_WAIT leftovers of a previous lab, as its daemons do.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                busy[name] = port
+    return busy
+
+
+def _preflight() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (systemd-nspawn, cgroups)")
+    if is_up():
+        raise LabError(f"a lab is already up (nspawn PID {_recorded_pid()}); run `python3 -m lab down` first")
+    if _read_state() is not None or run_dir().exists():
+        _cleanup_run_dir()  # a previous lab died without `down`: clear its leftovers
+    busy = busy_ports()
+    if busy:
+        listed = ", ".join(f"{name} {LOOPBACK}:{port}" for name, port in busy.items())
+        raise LabError(f"ports the lab needs are already in use: {listed}")
+
+
+# ---- boot -----------------------------------------------------------------------------------
+
+
+@dataclass
+class BootTimings:
+    """Seconds from launching nspawn until each milestone."""
+
+    running: float = 0.0
+    ssh: float = 0.0
+    keystone: float = 0.0
+    ready: float = 0.0
+    system_state: str = ""
+    failed_units: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (
+            f"systemd {self.system_state} after {self.running:.1f}s, ssh {self.ssh:.1f}s, "
+            f"keystone {self.keystone:.1f}s, all checks {self.ready:.1f}s"
+        )
+        if self.failed_units:
+            text += f"; failed units: {', '.join(self.failed_units)}"
+        return text
+
+
+def boot(log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> dict[str, Any]:
+    """Boot the cached image (building it if needed) and wait until it is usable.
+
+    Returns the connection settings, also written to run/connection.json (0600).
+    On any failure the half-started lab is shut down again before the error propagates.
+    """
+    image = ensure_image(log)
+    with _run_lock():
+        _preflight()
+        run = run_dir()
+        run.mkdir(parents=True, mode=0o700)
+        key = _make_session_key(run, image)
+        launch = nspawn.Launch(
+            rootfs=image / "rootfs",
+            machine=MACHINE_NAME,
+            cgroup=CGROUP_NAME,
+            flags=[
+                "--boot",
+                "--volatile=overlay",  # pristine root every session: tmpfs upper layer
+                "--resolv-conf=copy-host",
+                f"--bind-ro={run / 'authorized_keys'}:/root/.ssh/authorized_keys",
+            ],
+        )
+        started = time.monotonic()
+        proc = nspawn.start(launch, run / "console.log")
+        _write_private(
+            _state_path(),
+            json.dumps({"nspawn_pid": proc.pid, "image": str(image), "started_at": time.time()}) + "\n",
+        )
+        try:
+            timings = _wait_until_ready(proc, started, key, image, timeout)
+            connection = _connection(proc.pid, key, image)
+            _write_private(connection_path(), json.dumps(connection, indent=2) + "\n")
+        except BaseException:
+            _shutdown_locked(log, STOP_TIMEOUT, reap=proc)
+            raise
+    log(f"lab up (nspawn PID {proc.pid}): {timings.summary()}")
+    log(f"connection settings: {connection_path()}")
+    return connection
+
+
+def _make_session_key(run: Path, image: Path) -> Path:
+    """A fresh key per session; its public half is bind-mounted as authorized_keys."""
+    key = run / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "glance-pulumi-lab", "-f", str(key)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    shutil.copyfile(key.with_suffix(".pub"), run / "authorized_keys")
+    os.chmod(run / "authorized_keys", 0o600)  # sshd's StrictModes
+    host_key = " ".join(json.loads((image / "manifest.json").read_text())["ssh_host_key"].split()[:2])
+    (run / "known_hosts").write_text(f"[{LOOPBACK}]:{PORTS['ssh']} {host_key}\n")
+    return key
+
+
+def _wait_until_ready(
+    proc: subprocess.Popen[bytes], started: float, key: Path, image: Path, timeout: float
+) -> BootTimings:
+    """Poll the three boot milestones together so each gets its own timing, then check
+    the logins a deployment depends on."""
+    timings = BootTimings()
+    deadline = started + timeout
+    pending = {"running", "ssh", "keystone"}
+    while pending:
+        if proc.poll() is not None:
+            raise LabError(f"systemd-nspawn exited ({proc.returncode}) during boot:\n{_console_tail()}")
+        if time.monotonic() > deadline:
+            raise LabError(f"lab not ready after {timeout:.0f}s (waiting for {sorted(pending)}):\n{_console_tail()}")
+        if "running" in pending:
+            state = _system_state(proc.pid)
+            if state in ("running", "degraded"):
+                timings.running, timings.system_state = time.monotonic() - started, state
+                pending.discard("running")
+        if "ssh" in pending and _ssh_banner():
+            timings.ssh = time.monotonic() - started
+            pending.discard("ssh")
+        if "keystone" in pending and _http_ok(f"{KEYSTONE_AUTH_URL}"):
+            timings.keystone = time.monotonic() - started
+            pending.discard("keystone")
+        time.sleep(0.1)
+    if timings.system_state == "degraded":
+        timings.failed_units = _failed_units(proc.pid)
+    secrets_ = read_secrets(image)
+    _check_ssh_login(key)
+    _check_database_logins(key, secrets_)
+    keystone_token(secrets_["keystone_admin_password"])
+    timings.ready = time.monotonic() - started
+    return timings
+
+
+def _container_run(nspawn_pid: int, argv: list[str]) -> subprocess.CompletedProcess[str] | None:
+    leader = nspawn.container_leader(nspawn_pid)
+    if leader is None:
+        return None
+    return subprocess.run(
+        nspawn.nsenter_argv(leader, argv), capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def _system_state(nspawn_pid: int) -> str:
+    result = _container_run(nspawn_pid, ["systemctl", "is-system-running"])
+    return result.stdout.strip() if result is not None else ""
+
+
+def _failed_units(nspawn_pid: int) -> list[str]:
+    result = _container_run(nspawn_pid, ["systemctl", "--failed", "--plain", "--no-legend"])
+    if result is None:
+        return []
+    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+def _ssh_banner() -> bool:
+    """sshd accepts connections (cheap: no key exchange)."""
+    try:
+        with socket.create_connection((LOOPBACK, PORTS["ssh"]), timeout=1) as sock:
+            return sock.recv(16).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+def _check_ssh_login(key: Path) -> None:
+    result = _ssh_raw(key, "true", timeout=30)
+    if result.returncode != 0:
+        raise LabError(f"ssh key login failed: {result.stderr.strip()}")
+
+
+def _check_database_logins(key: Path, secrets_: dict[str, str]) -> None:
+    """Log in as the admin accounts the Pulumi providers use, over TCP to 127.0.0.1.
+
+    The clients run inside the container, which shares the host's network namespace:
+    same socket, same pg_hba line and MariaDB host matching as a connection from the
+    host. Passwords travel on stdin, never in argv.
+    """
+    script = (
+        "set -e\n"
+        f"MYSQL_PWD='{secrets_['mysql_admin_password']}' mysql --protocol=TCP -h {LOOPBACK} "
+        f"-P {PORTS['mysql']} -u {secrets_['mysql_admin_user']} -N -e 'SELECT 1'\n"
+        f"PGPASSWORD='{secrets_['postgresql_admin_password']}' psql -h {LOOPBACK} "
+        f"-p {PORTS['postgresql']} -U postgres -d postgres -tAc 'SELECT 1'\n"
+    )
+    # Services may still be finishing start-up right after boot: retry briefly.
+    deadline = time.monotonic() + 60
+    while True:
+        result = _ssh_raw(key, "bash -s", input=script, timeout=60)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"database admin login failed: {result.stderr.strip()}")
+        time.sleep(0.5)
+
+
+def keystone_token(password: str, user: str = "admin", project: str = "admin") -> str:
+    """Issue a project-scoped token (raises if Keystone refuses); returns the token."""
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+            },
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+        }
+    }
+    request = urllib.request.Request(
+        f"{KEYSTONE_AUTH_URL}/auth/tokens",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                token = response.headers["X-Subject-Token"]
+                if response.status == 201 and token:
+                    return str(token)
+        except urllib.error.HTTPError as error:
+            if error.code in (400, 401, 403, 404):
+                raise LabError(f"keystone refused the admin token request: HTTP {error.code}") from None
+        except OSError:
+            pass  # not answering yet (first requests warm up uwsgi workers)
+        if time.monotonic() > deadline:
+            raise LabError("keystone issued no token within 60s")
+        time.sleep(0.5)
+
+
+def _connection(nspawn_pid: int, key: Path, image: Path) -> dict[str, Any]:
+    secrets_ = read_secrets(image)
+    return {
+        "ssh": {"host": LOOPBACK, "port": PORTS["ssh"], "user": "root", "private_key_path": str(key)},
+        "mysql": {
+            "endpoint": f"{LOOPBACK}:{PORTS['mysql']}",
+            "admin_user": secrets_["mysql_admin_user"],
+            "admin_password": secrets_["mysql_admin_password"],
+        },
+        "postgresql": {
+            "host": LOOPBACK,
+            "port": PORTS["postgresql"],
+            "admin_user": "postgres",
+            "admin_password": secrets_["postgresql_admin_password"],
+            "hba_path": PG_HBA_PATH,
+        },
+        "keystone": {
+            "auth_url": KEYSTONE_AUTH_URL,
+            "admin_user": "admin",
+            "admin_password": secrets_["keystone_admin_password"],
+            "admin_project": "admin",
+            "region": REGION,
+        },
+        "memcached": f"{LOOPBACK}:{PORTS['memcached']}",
+        "nspawn_pid": nspawn_pid,
+    }
+
+
+def _console_tail() -> str:
+    return nspawn.log_tail(run_dir() / "console.log")
+
+
+# ---- ssh ---------------------------------------------------------------------------------
+
+
+def ssh_argv(command: str, key: Path | None = None) -> list[str]:
+    """argv for running `command` as root in the lab over ssh, host key pinned."""
+    key = key or Path(read_connection()["ssh"]["private_key_path"])
+    return [
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(PORTS["ssh"]),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={run_dir() / 'known_hosts'}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{LOOPBACK}",
+        command,
+    ]
+
+
+def _ssh_raw(
+    key: Path, command: str, input: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ssh_argv(command, key),
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ssh(
+    command: str, input: str | None = None, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run a shell command in the running lab as root; pass secrets via `input`.
+
+    Raises LabError with the command's output if `check` and it exits non-zero.
+    """
+    key = Path(read_connection()["ssh"]["private_key_path"])
+    result = _ssh_raw(key, command, input=input, timeout=timeout)
+    if check and result.returncode != 0:
+        raise LabError(
+            f"lab command failed (exit {result.returncode}): {command}\n"
+            f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-2000:]}"
+        )
+    return result
+
+
+# ---- shutdown ----------------------------------------------------------------------------
+
+
+def shutdown(log: Log = _stderr_log, timeout: float = STOP_TIMEOUT) -> str:
+    """Stop the lab if one is up; safe to call when none is. Returns what happened."""
+    with _run_lock():
+        return _shutdown_locked(log, timeout)
+
+
+def _shutdown_locked(log: Log, timeout: float, reap: subprocess.Popen[bytes] | None = None) -> str:
+    pid = _recorded_pid()
+    outcome = "not running"
+    started = time.monotonic()
+    if pid is not None and nspawn.is_nspawn(pid, MACHINE_NAME):
+        outcome = nspawn.stop(pid, CGROUP_NAME, timeout=timeout, reap=reap)
+    elif reap is not None:
+        outcome = nspawn.stop(reap.pid, CGROUP_NAME, timeout=timeout, reap=reap)
+    _cleanup_run_dir()
+    if outcome != "not running":
+        log(f"lab down ({outcome}, PID {pid}) in {time.monotonic() - started:.1f}s")
+    return outcome
+
+
+def _cleanup_run_dir() -> None:
+    # Nothing may be left in the subtree; stop() killed stragglers by PID.
+    nspawn.remove_cgroup(CGROUP_NAME)
+    shutil.rmtree(run_dir(), ignore_errors=True)
+
+
+# ---- status --------------------------------------------------------------------------------
+
+
+def status() -> dict[str, Any]:
+    """What is up: PID, systemd state, failed units, listening ports, memory, image."""
+    info: dict[str, Any] = {"up": is_up(), "image": str(image_dir()), "image_built": (image_dir() / "manifest.json").is_file()}
+    if not info["up"]:
+        return info
+    state = _read_state() or {}
+    pid = int(state["nspawn_pid"])
+    info.update(
+        nspawn_pid=pid,
+        uptime_s=round(time.time() - float(state.get("started_at", time.time())), 1),
+        running_image=state.get("image"),
+        system_state=_system_state(pid),
+        failed_units=_failed_units(pid),
+        listening={name: _listening(port) for name, port in PORTS.items()},
+        memory_pss_mib=round(memory_pss() / 2**20, 1),
+        connection=str(connection_path()),
+    )
+    return info
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def memory_pss() -> int:
+    """Proportional set size of every lab process, in bytes. (The overlay's tmpfs upper
+    layer - files written during the session - is not included.)"""
+    total = 0
+    for pid in nspawn.cgroup_pids(CGROUP_NAME):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+# ---- context manager -----------------------------------------------------------------------
+
+
+class Lab:
+    """`with Lab() as lab:` boots the lab and always shuts it down afterwards.
+
+    Also stops the lab at interpreter exit if the `with` block never got to, e.g. when
+    a test run is interrupted.
+    """
+
+    def __init__(self, log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> None:
+        self.log = log
+        self.timeout = timeout
+        self.connection: dict[str, Any] = {}
+        self._booted = False
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> dict[str, Any]:
+        self.connection = boot(self.log, self.timeout)
+        self._booted = True
+        atexit.register(self.stop)
+        return self.connection
+
+    def stop(self) -> str:
+        if not self._booted:
+            return "not running"
+        self._booted = False
+        atexit.unregister(self.stop)
+        return shutdown(self.log)
+
+    @property
+    def is_up(self) -> bool:
+        return self._booted and is_up()
+
+    def ssh(self, command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return ssh(command, **kwargs)
+
+
+# ---- one lab per process, shared by several users (e.g. pytest fixtures) ------------------
+
+_shared: Lab | None = None
+_shared_users = 0
+
+
+def acquire_shared(log: Log = _stderr_log) -> Lab:
+    """Boot the process-wide lab on first use (or again if somebody took it down);
+    every acquire_shared() must be paired with release_shared()."""
+    global _shared, _shared_users
+    if _shared is None or not _shared.is_up:
+        if _shared is not None:
+            _shared.stop()
+        _shared = Lab(log)
+        _shared.start()
+    _shared_users += 1
+    return _shared
+
+
+def release_shared() -> None:
+    """The last user to release shuts the shared lab down."""
+    global _shared, _shared_users
+    _shared_users = max(0, _shared_users - 1)
+    if _shared_users == 0 and _shared is not None:
+        _shared.stop()
+        _shared = None

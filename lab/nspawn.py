@@ -1,0 +1,202 @@
+"""systemd-nspawn containers on a machine whose PID 1 is not systemd.
+
+Facts this module is built on (measured, see shared notes lab-controller.md):
+- `--register=no --keep-unit` are required: there is no system bus to register with.
+- With `--keep-unit` the container lives in the cgroup nspawn was started in. Every
+  container therefore gets its own cgroup subtree (named hierarchy + unified), which
+  also lets us find and, as a last resort, kill exactly the processes it started.
+- The host uses cgroup v1 hybrid mounts; nspawn creates payload/ and supervisor/ below
+  its cgroup, and the container's systemd its slices below payload/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_MOUNTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+# nspawn's own harmless noise on cgroup v1 hosts.
+NOISE = ("Failed to create symlink /sys/fs/cgroup/", "Attempted to remove disk file system")
+
+
+def cgroup_dirs(name: str) -> list[Path]:
+    """The subtree directories for `name` on the hierarchies this host mounts."""
+    return [mount / name for mount in CGROUP_MOUNTS if mount.is_dir()]
+
+
+def create_cgroup(name: str) -> None:
+    for path in cgroup_dirs(name):
+        path.mkdir(exist_ok=True)
+
+
+def cgroup_pids(name: str) -> set[int]:
+    """Every process anywhere below the subtree (nspawn, the container, its services)."""
+    pids: set[int] = set()
+    for root in cgroup_dirs(name):
+        if not root.is_dir():
+            continue
+        for procs in root.rglob("cgroup.procs"):
+            try:
+                pids.update(int(line) for line in procs.read_text().split())
+            except OSError:
+                continue  # a cgroup removed while walking
+    return pids
+
+
+def remove_cgroup(name: str) -> None:
+    """Remove the (empty) subtree bottom-up; rmdir is the only way to delete a cgroup."""
+    for root in cgroup_dirs(name):
+        if not root.is_dir():
+            continue
+        for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            _rmdir_quietly(path)
+        _rmdir_quietly(root)
+
+
+def _rmdir_quietly(path: Path) -> None:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to run one container: rootfs, name, extra nspawn flags, payload argv."""
+
+    rootfs: Path
+    machine: str
+    cgroup: str
+    flags: Sequence[str] = ()
+    argv: Sequence[str] = ()
+
+
+def nspawn_argv(launch: Launch) -> list[str]:
+    return [
+        "systemd-nspawn",
+        "--quiet",
+        f"--directory={launch.rootfs}",
+        f"--machine={launch.machine}",
+        "--register=no",
+        "--keep-unit",
+        "--link-journal=no",
+        *launch.flags,
+        *launch.argv,
+    ]
+
+
+def start(launch: Launch, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start nspawn in the background, inside its own cgroup subtree and session.
+
+    A tiny shell moves itself into the subtree and then execs nspawn, so the PID we
+    record is nspawn's and nothing of the container ever runs outside the subtree.
+    start_new_session detaches it from our terminal: `lab up` returns, the lab stays.
+    """
+    create_cgroup(launch.cgroup)
+    joins = "; ".join(f'echo $$ > "{d}/cgroup.procs"' for d in cgroup_dirs(launch.cgroup))
+    script = f'{joins}; exec "$@"'
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", script, "nspawn", *nspawn_argv(launch)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    """True if `pid` runs and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def is_nspawn(pid: int, machine: str) -> bool:
+    """Guard against PID reuse: only ever signal our own nspawn for `machine`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(argv) and os.path.basename(argv[0]) == b"systemd-nspawn" and f"--machine={machine}".encode() in argv
+
+
+def container_leader(nspawn_pid: int) -> int | None:
+    """The container's PID 1 as seen from the host: nspawn's child that is PID 1 inside."""
+    for child in _children(nspawn_pid):
+        if _ns_pids(child)[-1:] == [1]:
+            return child
+    return None
+
+
+def _children(pid: int) -> Iterator[int]:
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            yield from (int(c) for c in task.read_text().split())
+        except OSError:
+            continue
+
+
+def _ns_pids(pid: int) -> list[int]:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def nsenter_argv(leader: int, argv: Sequence[str]) -> list[str]:
+    """Run a command inside the container without ssh (no machinectl without D-Bus)."""
+    return ["nsenter", f"--target={leader}", "--mount", "--uts", "--ipc", "--net", "--pid", *argv]
+
+
+def stop(pid: int, cgroup: str, timeout: float = 30.0, reap: subprocess.Popen[bytes] | None = None) -> str:
+    """SIGTERM nspawn (the container powers off cleanly), SIGKILL after `timeout`.
+
+    Returns how it ended: "not running", "terminated" or "killed". Whatever is still in
+    the subtree after a SIGKILL (it should be nothing: the PID namespace dies with its
+    init) is killed by PID too, so that the subtree can be removed.
+    """
+    if not pid_alive(pid):
+        return "not running"
+    os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, timeout, reap):
+        return "terminated"
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, 10.0, reap)
+    for leftover in cgroup_pids(cgroup):
+        try:
+            os.kill(leftover, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return "killed"
+
+
+def _wait_gone(pid: int, timeout: float, reap: subprocess.Popen[bytes] | None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if reap is not None:
+            reap.poll()  # our own child: reap it, or it stays a zombie
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The end of a console log, without nspawn's known noise."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if not any(n in line for n in NOISE)]
+    return "\n".join(kept[-lines:])

@@ -1,0 +1,280 @@
+#!/bin/bash
+# Provisions the lab controller image. Its text is part of the image cache key,
+# so any edit here rebuilds the image.
+#
+#   provision.sh packages   run by `systemd-nspawn -D ROOTFS` WITHOUT booting, on the
+#                           host's network: apt installs and all static configuration.
+#   provision.sh bootstrap  run by lab-provision.service inside the BOOTED container on a
+#                           private network (only its own loopback, so a build never
+#                           collides with a running lab's ports): database accounts,
+#                           Keystone bootstrap. Powers the container off when done.
+#
+# Inputs (bootstrap): /root/lab-secrets.env, written by the builder, mode 0600,
+# deleted by the builder afterwards. Secrets only ever travel through files, stdin
+# and environment, never through argv (visible to every process on the host).
+set -euo pipefail
+
+# Packages the lab itself needs (the prerequisites the Glance install guides assume).
+LAB_PACKAGES=(
+    mariadb-server mariadb-client
+    postgresql-15 postgresql-client-15
+    memcached
+    keystone uwsgi-core uwsgi-plugin-python3
+    python3-openstackclient
+    curl ca-certificates
+)
+# Packages the deployment installs later: downloaded only, so that installing them
+# inside the lab needs no network and is fast.
+PREFETCH_PACKAGES=(glance-api python3-pymysql python3-psycopg2)
+
+export DEBIAN_FRONTEND=noninteractive
+export LC_ALL=C.UTF-8
+
+log() { echo "[provision $(date +%T)] $*"; }
+
+stage_packages() {
+    # No systemd runs during this stage; deny service starts from maintainer scripts
+    # (they would start daemons inside a throw-away namespace). Removed at the end so
+    # the deployment's own `apt-get install glance-api` behaves as on any Debian host.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+
+    # The mirror may serve a dated snapshot whose Release files have expired.
+    cat >/etc/apt/apt.conf.d/99lab-snapshot <<'EOF'
+Acquire::Check-Valid-Until "false";
+Acquire::Check-Date "false";
+EOF
+    log "apt-get update"
+    apt-get update -q
+    # Security/point updates the base system lacks, as a maintained host would have.
+    apt-get upgrade -y -q
+    log "installing lab packages"
+    apt-get install -y -q --no-install-recommends "${LAB_PACKAGES[@]}"
+
+    # Keep the image small: drop the archives of what is installed, then fetch the
+    # deployment's packages. Recommends stay on here, exactly as the deployment's own
+    # `apt-get install -y glance-api` will resolve them. apt lists are kept.
+    apt-get clean
+    log "downloading (not installing) ${PREFETCH_PACKAGES[*]}"
+    apt-get install -y -q --download-only "${PREFETCH_PACKAGES[@]}"
+
+    configure_sshd
+    configure_mariadb
+    configure_postgresql
+    configure_memcached
+    configure_keystone
+    install_provision_unit
+
+    rm -f /usr/sbin/policy-rc.d
+    log "packages stage done"
+}
+
+configure_sshd() {
+    # Key-only root login on 2222, loopback only. Pulumi's command provider opens many
+    # sessions at once: raise the limits that would otherwise drop connections.
+    cat >/etc/ssh/sshd_config.d/50-lab.conf <<'EOF'
+Port 2222
+ListenAddress 127.0.0.1
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 100
+EOF
+    install -d -m 0700 /root/.ssh
+    # `up` bind-mounts the session's public key here; the file must exist to be a target.
+    install -m 0600 /dev/null /root/.ssh/authorized_keys
+}
+
+configure_mariadb() {
+    cat >/etc/mysql/mariadb.conf.d/99-lab.cnf <<'EOF'
+[mysqld]
+bind-address = 127.0.0.1
+port = 3306
+# Small lab: keep the footprint modest.
+innodb_buffer_pool_size = 64M
+max_connections = 200
+EOF
+}
+
+configure_postgresql() {
+    # Debian's postgresql.conf includes conf.d. pg_hba.conf stays Debian's default:
+    # `host all all 127.0.0.1/32 scram-sha-256` already admits password logins over TCP.
+    cat >/etc/postgresql/15/main/conf.d/lab.conf <<'EOF'
+listen_addresses = '127.0.0.1'
+port = 5432
+EOF
+}
+
+configure_memcached() {
+    sed -i -e 's/^-l .*/-l 127.0.0.1/' -e 's/^-p .*/-p 11211/' /etc/memcached.conf
+    grep -q '^-l 127.0.0.1$' /etc/memcached.conf
+}
+
+configure_keystone() {
+    # The package's keystone-uwsgi.ini loads the uwsgi apparmor plugin, which fails on
+    # this kernel (aa_change_profile: Invalid argument). Serve keystone-wsgi-public from
+    # our own ini and unit instead; the unit in /etc overrides the package's in /lib.
+    cat >/etc/keystone/lab-uwsgi.ini <<'EOF'
+[uwsgi]
+plugins = python3
+http-socket = 127.0.0.1:5000
+wsgi-file = /usr/bin/keystone-wsgi-public
+uid = keystone
+gid = keystone
+master = true
+processes = 2
+threads = 4
+lazy-apps = true
+die-on-term = true
+buffer-size = 65535
+post-buffering = 4096
+# keystone-wsgi-public ignores --config-file; it reads this variable.
+env = OS_KEYSTONE_CONFIG_FILES=/etc/keystone/keystone.conf
+EOF
+    cat >/etc/systemd/system/keystone.service <<'EOF'
+[Unit]
+Description=OpenStack Keystone (lab: uwsgi http-socket on 127.0.0.1:5000)
+After=network.target mariadb.service memcached.service
+Wants=mariadb.service
+
+[Service]
+Type=simple
+ExecStart=/usr/bin/uwsgi --ini /etc/keystone/lab-uwsgi.ini
+Restart=on-failure
+RestartSec=2
+KillSignal=SIGTERM
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    # Enabled only once the database is bootstrapped (bootstrap stage).
+    systemctl disable keystone.service >/dev/null 2>&1 || true
+    cp -n /etc/keystone/keystone.conf /etc/keystone/keystone.conf.debian
+}
+
+install_provision_unit() {
+    # The builder copied this script to /usr/local/sbin/lab-provision.
+    cat >/etc/systemd/system/lab-provision.service <<'EOF'
+[Unit]
+Description=Lab image bootstrap (build time only)
+After=mariadb.service postgresql.service memcached.service
+Wants=mariadb.service postgresql.service memcached.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c '/usr/local/sbin/lab-provision bootstrap >/var/log/lab-provision.log 2>&1; echo $? >/var/log/lab-provision.rc; systemctl --no-block poweroff'
+TimeoutStartSec=900
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    systemctl enable lab-provision.service
+}
+
+# ---- bootstrap stage (inside the booted container) --------------------------------
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+    local deadline=$((SECONDS + $1)) what=$2
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            log "timed out waiting for $what"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+stage_bootstrap() {
+    # shellcheck disable=SC1091
+    source /root/lab-secrets.env
+    : "${MYSQL_ADMIN_USER:?}" "${MYSQL_ADMIN_PASSWORD:?}" "${PG_ADMIN_PASSWORD:?}"
+    : "${KEYSTONE_ADMIN_PASSWORD:?}" "${KEYSTONE_DB_PASSWORD:?}"
+
+    wait_for 120 mariadb mariadb-admin ping
+    log "mariadb accounts"
+    # 'localhost' and '127.0.0.1' are distinct hosts to MariaDB: a TCP client from
+    # 127.0.0.1 matches '127.0.0.1' (or 'localhost' after name resolution), a socket
+    # client matches 'localhost'. Create both so either way of connecting works.
+    mariadb --batch <<EOF
+CREATE DATABASE IF NOT EXISTS keystone;
+CREATE USER IF NOT EXISTS 'keystone'@'localhost' IDENTIFIED BY '${KEYSTONE_DB_PASSWORD}';
+CREATE USER IF NOT EXISTS 'keystone'@'127.0.0.1' IDENTIFIED BY '${KEYSTONE_DB_PASSWORD}';
+GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'localhost';
+GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'127.0.0.1';
+CREATE USER IF NOT EXISTS '${MYSQL_ADMIN_USER}'@'localhost' IDENTIFIED BY '${MYSQL_ADMIN_PASSWORD}';
+CREATE USER IF NOT EXISTS '${MYSQL_ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '${MYSQL_ADMIN_PASSWORD}';
+GRANT ALL PRIVILEGES ON *.* TO '${MYSQL_ADMIN_USER}'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '${MYSQL_ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;
+FLUSH PRIVILEGES;
+EOF
+
+    wait_for 120 postgresql runuser -u postgres -- pg_isready -h /var/run/postgresql
+    log "postgresql password"
+    # PostgreSQL 15 stores it as SCRAM (password_encryption default).
+    runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -v pw="${PG_ADMIN_PASSWORD}" <<'EOF'
+ALTER USER postgres PASSWORD :'pw';
+EOF
+
+    log "keystone"
+    cat >/etc/keystone/keystone.conf <<EOF
+[DEFAULT]
+log_dir = /var/log/keystone
+
+[database]
+connection = mysql+pymysql://keystone:${KEYSTONE_DB_PASSWORD}@127.0.0.1/keystone
+
+[token]
+provider = fernet
+
+[cache]
+enabled = true
+backend = dogpile.cache.memcached
+memcache_servers = 127.0.0.1:11211
+EOF
+    chown root:keystone /etc/keystone/keystone.conf
+    chmod 0640 /etc/keystone/keystone.conf
+    runuser -u keystone -- keystone-manage db_sync
+    keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
+    keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
+    # keystone-manage reads the password from the environment: keep it out of argv.
+    OS_BOOTSTRAP_PASSWORD="${KEYSTONE_ADMIN_PASSWORD}" keystone-manage bootstrap \
+        --bootstrap-username admin --bootstrap-project-name admin \
+        --bootstrap-role-name admin \
+        --bootstrap-admin-url http://127.0.0.1:5000/v3/ \
+        --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
+        --bootstrap-public-url http://127.0.0.1:5000/v3/ \
+        --bootstrap-region-id RegionOne
+
+    systemctl enable --now keystone.service
+    wait_for 120 keystone curl -fsS http://127.0.0.1:5000/v3
+
+    export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_IDENTITY_API_VERSION=3
+    export OS_USERNAME=admin OS_PASSWORD="${KEYSTONE_ADMIN_PASSWORD}"
+    export OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default
+    export OS_REGION_NAME=RegionOne
+    openstack project create --or-show --domain default \
+        --description "Service Project" service -f value -c id
+    # bootstrap creates admin, member and reader (since Rocky); make sure anyway.
+    # (`openstack role create --or-show` is broken in this client: Resource.get() error.)
+    for role in admin member reader; do
+        openstack role show "$role" -f value -c id || openstack role create "$role" -f value -c id
+    done
+    openstack token issue -f value -c id >/dev/null
+
+    # Nothing of this build should leak into the image's sessions.
+    systemctl disable lab-provision.service
+    rm -f /root/lab-secrets.env /root/.bash_history
+    log "bootstrap stage done"
+}
+
+case "${1:-}" in
+    packages) stage_packages ;;
+    bootstrap) stage_bootstrap ;;
+    *)
+        echo "usage: $0 packages|bootstrap" >&2
+        exit 2
+        ;;
+esac

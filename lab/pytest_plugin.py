@@ -1,0 +1,63 @@
+"""pytest support: a session-scoped `lab_host` fixture that boots the lab once and always
+shuts it down, also after failures.
+
+Use it from a conftest.py:  `from lab.pytest_plugin import lab_host  # noqa: F401`
+(or `pytest_plugins = ["lab.pytest_plugin"]` in the rootdir conftest). Several test
+directories may import it: they share one lab per pytest process (acquire_shared).
+
+Outside CI (env CI unset) tests using it are skipped, with the reason, when not root
+or when systemd-nspawn is missing. With CI=true those conditions are failures: CI must
+run the lab for real.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from . import controller
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable_reason() -> str | None:
+    """Why the lab cannot run here, or None if it can."""
+    if os.geteuid() != 0:
+        return "the lab needs root (systemd-nspawn, cgroups, apt)"
+    if shutil.which("systemd-nspawn") is None:
+        return ("systemd-nspawn is not installed; `sudo python3 -m lab build` installs it "
+                "(package systemd-container)")
+    return None
+
+
+def require_lab() -> None:
+    """Skip (outside CI) or fail (in CI) when the lab cannot run on this machine."""
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if in_ci() and os.geteuid() != 0:
+        pytest.fail(f"CI must run the lab, but: {reason}")
+    if not in_ci():
+        pytest.skip(f"lab unavailable: {reason}")
+    # In CI as root a missing systemd-nspawn is installed by the image build.
+
+
+@pytest.fixture(scope="session")
+def lab_host() -> Iterator[controller.Lab]:
+    """The booted lab (`lab.connection`, `lab.ssh(...)`); shut down at session end."""
+    require_lab()
+    if controller.is_up() and controller._shared is None:
+        if not in_ci():
+            pytest.fail("a lab is already up (not started by this test run): "
+                        "run `python3 -m lab down` first")
+        controller.shutdown()  # in CI: the leftover of an interrupted earlier run
+    handle = controller.acquire_shared()
+    try:
+        yield handle
+    finally:
+        controller.release_shared()
