@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,11 +23,24 @@ from tests.unit.harness import TEST_SECRETS, stack_config
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 VALIDATOR = "/usr/bin/oslo-config-validator"
-NAMESPACES = (
-    "castellan.config glance.api glance.store glance.multi_store oslo.concurrency oslo.messaging oslo.db "
-    "oslo.policy keystonemiddleware.auth_token oslo.limit oslo.log oslo.middleware.cors "
-    "oslo.middleware.healthcheck oslo.middleware.http_proxy_to_wsgi oslo.reports osprofiler"
-).split()
+NAMESPACES = [
+    "castellan.config",
+    "glance.api",
+    "glance.store",
+    "glance.multi_store",
+    "oslo.concurrency",
+    "oslo.messaging",
+    "oslo.db",
+    "oslo.policy",
+    "keystonemiddleware.auth_token",
+    "oslo.limit",
+    "oslo.log",
+    "oslo.middleware.cors",
+    "oslo.middleware.healthcheck",
+    "oslo.middleware.http_proxy_to_wsgi",
+    "oslo.reports",
+    "osprofiler",
+]
 SECRETS = ResolvedSecrets("db$pw@x", "glance$pw", "limits$pw", "0123456789abcdef")
 
 pytestmark = pytest.mark.skipif(
@@ -34,7 +48,7 @@ pytestmark = pytest.mark.skipif(
     reason="Debian's python3-glance is not installed (scripts/setup installs it)",
 )
 
-ZED_VARIANTS = {
+ZED_VARIANTS: dict[str, dict[str, Any]] = {
     "rhel": {},
     "debian": {},
     "debian-postgresql": {"dbEngine": "postgresql"},
