@@ -137,3 +137,17 @@ def test_secrets_do_not_leak_through_repr() -> None:
 def test_local_image_file_is_uploaded_not_downloaded() -> None:
     settings = load_settings({"profile": "debian", "cirrosSource": "/srv/images/cirros.qcow2", **TEST_SECRETS}, SECRET)
     assert (settings.image.local_path, settings.image.source_url) == ("/srv/images/cirros.qcow2", None)
+
+
+def test_project_schema_and_readme_document_every_key() -> None:
+    import yaml
+
+    from components.settings import SECRET_KEYS, StackConfig
+    from tests.unit.harness import ROOT
+
+    keys = {field.alias or name for name, field in StackConfig.model_fields.items()}
+    schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert {key.removeprefix("glance:") for key in schema} == keys
+    assert {key.removeprefix("glance:") for key, spec in schema.items() if spec.get("secret")} == SECRET_KEYS
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"`glance:{key}`" in readme for key in keys)
