@@ -1,0 +1,55 @@
+"""Just enough Keystone and Glance API, from the host, to check a deployment from outside Pulumi."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Session:
+    keystone_url: str  # .../v3
+    token: str
+
+    def get(self, url: str) -> Any:
+        request = urllib.request.Request(url, headers={"X-Auth-Token": self.token})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def keystone(self, path: str) -> Any:
+        return self.get(f"{self.keystone_url}{path}")
+
+    def status_of(self, method: str, url: str, body: dict[str, Any] | None = None) -> int:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method=method,
+            headers={"X-Auth-Token": self.token, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+def login(keystone_url: str, user: str, password: str, project: str, domain_id: str = "default") -> Session:
+    domain = {"id": domain_id}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": domain, "password": password}},
+            },
+            "scope": {"project": {"name": project, "domain": domain}},
+        }
+    }
+    request = urllib.request.Request(
+        f"{keystone_url}/auth/tokens", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return Session(keystone_url, str(response.headers["X-Subject-Token"]))

@@ -1,0 +1,67 @@
+"""End-to-end: the real Pulumi engine deploys the lab stacks onto the lab controller."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.pytest_plugin import in_ci, lab_host  # noqa: F401 - the session's lab controller
+from lab.stacks import PulumiCli
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "requirements.txt")
+TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("end-to-end phase timings (seconds)")
+        for phase, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{phase:<40} {seconds:7.1f}")
+
+
+class Timer:
+    def __init__(self, phase: str) -> None:
+        self.phase = phase
+
+    def __enter__(self) -> Timer:
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        TIMINGS[self.phase] = time.monotonic() - self.start
+
+
+def toolchain_reason() -> str | None:
+    result = subprocess.run([REPO / "scripts" / "pulumi-toolchain"], capture_output=True, text=True, timeout=7200)
+    return None if result.returncode == 0 else f"the Pulumi toolchain is unavailable: {result.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="session")
+def pulumi_cli(tmp_path_factory: pytest.TempPathFactory) -> PulumiCli:
+    """The real CLI on a copy of the project, with its own file backend and passphrase."""
+    reason = toolchain_reason()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    project = tmp_path_factory.mktemp("project")
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, project / name)
+    (project / "stacks").mkdir()
+    (project / "venv").symlink_to(REPO / "venv")
+    state = tmp_path_factory.mktemp("state")
+    env = {
+        "PULUMI_BACKEND_URL": f"file://{state}",
+        "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+    }
+    return PulumiCli(argv=[str(REPO / "scripts" / "pulumi"), "--non-interactive"], cwd=project, env=env)
