@@ -14,10 +14,12 @@ def _build(args: argparse.Namespace) -> int:
     started = time.monotonic()
     path = image.ensure_image()
     manifest = json.loads((path / "manifest.json").read_text())
-    print(f"image {path} ({manifest['size_bytes'] / 2**20:.0f} MiB, built {manifest['built_at']}, "
-          f"build timings {manifest['timings']}); this check took {time.monotonic() - started:.1f}s")
+    print(
+        f"image {path} ({manifest['size_bytes'] / 2**20:.0f} MiB, built {manifest['built_at']}, "
+        f"build timings {manifest['timings']}); this check took {time.monotonic() - started:.1f}s"
+    )
     if args.prune:
-        state_image = (controller.status().get("running_image") or None)
+        state_image = controller.status().get("running_image") or None
         for old in image.prune_images(path, None if state_image is None else type(path)(state_image)):
             print(f"removed old image {old}")
     return 0

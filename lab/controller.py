@@ -48,13 +48,13 @@ from .paths import (
 
 __all__ = [
     "Lab",
-    "acquire_shared",
-    "release_shared",
     "LabError",
+    "acquire_shared",
     "boot",
     "ensure_image",
     "is_up",
     "read_connection",
+    "release_shared",
     "shutdown",
     "ssh",
     "ssh_argv",
@@ -277,9 +277,7 @@ def _container_run(nspawn_pid: int, argv: list[str]) -> subprocess.CompletedProc
     leader = nspawn.container_leader(nspawn_pid)
     if leader is None:
         return None
-    return subprocess.run(
-        nspawn.nsenter_argv(leader, argv), capture_output=True, text=True, timeout=30, check=False
-    )
+    return subprocess.run(nspawn.nsenter_argv(leader, argv), capture_output=True, text=True, timeout=30, check=False)
 
 
 def _system_state(nspawn_pid: int) -> str:
@@ -501,7 +499,11 @@ def _cleanup_run_dir() -> None:
 
 def status() -> dict[str, Any]:
     """What is up: PID, systemd state, failed units, listening ports, memory, image."""
-    info: dict[str, Any] = {"up": is_up(), "image": str(image_dir()), "image_built": (image_dir() / "manifest.json").is_file()}
+    info: dict[str, Any] = {
+        "up": is_up(),
+        "image": str(image_dir()),
+        "image_built": (image_dir() / "manifest.json").is_file(),
+    }
     if not info["up"]:
         return info
     state = _read_state() or {}

@@ -134,7 +134,7 @@ def host_mirror() -> str:
     uris += re.findall(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+" + SUITE + r"\s", text, re.MULTILINE)
     for uri in uris:
         if "security" not in uri:
-            return uri
+            return str(uri)
     raise LabError("could not find the Debian mirror in the host's apt sources")
 
 
@@ -167,6 +167,9 @@ def ensure_image(log: Log = _stderr_log) -> Path:
         try:
             _build(work, log)
             os.rename(work, target)
+        except BaseException:
+            _keep_failed_logs(work, log)
+            raise
         finally:
             if work.exists():
                 _remove_tree(work)
@@ -211,6 +214,9 @@ def _build(work: Path, log: Log) -> None:
     timings["bootstrap_s"] = time.monotonic() - t
     _check_bootstrap(rootfs, logs)
     (rootfs / "root/lab-secrets.env").unlink(missing_ok=True)
+    # journald is persistent in the image: sessions should not start with build logs.
+    for journal in (rootfs / "var/log/journal").glob("*"):
+        shutil.rmtree(journal, ignore_errors=True)
 
     _write_private(
         work / "secrets.json",
@@ -321,6 +327,21 @@ def _run_logged(argv: list[str], log_path: Path, timeout: float) -> None:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
     if result.returncode != 0:
         raise LabError(f"{argv[0]} failed (exit {result.returncode}):\n{nspawn.log_tail(log_path)}")
+
+
+def _keep_failed_logs(work: Path, log: Log) -> None:
+    """The build tree is deleted after a failure; its logs are worth keeping."""
+    kept = cache_root() / "failed-build-logs"
+    shutil.rmtree(kept, ignore_errors=True)
+    if (work / "logs").is_dir():
+        shutil.copytree(work / "logs", kept)
+        provision_log = work / "rootfs/var/log/lab-provision.log"
+        if provision_log.is_file():
+            shutil.copyfile(provision_log, kept / "provision-bootstrap.log")
+        for name in ("keystone", "mysql", "postgresql"):
+            if (work / "rootfs/var/log" / name).is_dir():
+                shutil.copytree(work / "rootfs/var/log" / name, kept / name, dirs_exist_ok=True)
+        log(f"build logs kept in {kept}")
 
 
 # ---- housekeeping --------------------------------------------------------------------

@@ -11,6 +11,7 @@ Facts this module is built on (measured, see shared notes lab-controller.md):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,10 +60,8 @@ def remove_cgroup(name: str) -> None:
 
 
 def _rmdir_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.rmdir()
-    except FileNotFoundError:
-        pass
 
 
 @dataclass(frozen=True)
@@ -174,10 +173,8 @@ def stop(pid: int, cgroup: str, timeout: float = 30.0, reap: subprocess.Popen[by
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid, 10.0, reap)
     for leftover in cgroup_pids(cgroup):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(leftover, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return "killed"
 
 

@@ -130,6 +130,13 @@ lazy-apps = true
 die-on-term = true
 buffer-size = 65535
 post-buffering = 4096
+# http-socket does not keep connections alive but would not say so: clients (requests,
+# Go's net/http in the Pulumi provider) then reuse a closed connection and get
+# "Connection reset by peer" at random. Say it.
+add-header = Connection: close
+# Workers segfault in OpenSSL's atexit cleanup on every stop; skip those hooks.
+skip-atexit = true
+skip-atexit-teardown = true
 # keystone-wsgi-public ignores --config-file; it reads this variable.
 env = OS_KEYSTONE_CONFIG_FILES=/etc/keystone/keystone.conf
 EOF

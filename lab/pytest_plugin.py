@@ -30,8 +30,7 @@ def unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (systemd-nspawn, cgroups, apt)"
     if shutil.which("systemd-nspawn") is None:
-        return ("systemd-nspawn is not installed; `sudo python3 -m lab build` installs it "
-                "(package systemd-container)")
+        return "systemd-nspawn is not installed; `sudo python3 -m lab build` installs it (package systemd-container)"
     return None
 
 
@@ -53,8 +52,7 @@ def lab_host() -> Iterator[controller.Lab]:
     require_lab()
     if controller.is_up() and controller._shared is None:
         if not in_ci():
-            pytest.fail("a lab is already up (not started by this test run): "
-                        "run `python3 -m lab down` first")
+            pytest.fail("a lab is already up (not started by this test run): run `python3 -m lab down` first")
         controller.shutdown()  # in CI: the leftover of an interrupted earlier run
     handle = controller.acquire_shared()
     try:

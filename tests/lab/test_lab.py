@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lab import controller, nspawn
-from lab.paths import CGROUP_NAME, KEYSTONE_AUTH_URL, LOOPBACK, PORTS, run_dir
+from lab.paths import CGROUP_NAME, KEYSTONE_AUTH_URL, LOOPBACK, MACHINE_NAME, PORTS, run_dir
 from lab.pytest_plugin import require_lab
 
 PREFETCHED = ("glance-api", "python3-pymysql", "python3-psycopg2")
@@ -60,14 +60,18 @@ def test_root_is_a_pristine_overlay(lab_host: controller.Lab) -> None:
 def test_services_are_active(lab_host: controller.Lab) -> None:
     units = "ssh mariadb postgresql@15-main memcached keystone"
     out = lab_host.ssh(f"systemctl is-active {units}", check=False).stdout.split()
-    assert out == ["active"] * len(units.split()), dict(zip(units.split(), out))
+    assert out == ["active"] * len(units.split()), dict(zip(units.split(), out, strict=False))
 
 
 def test_ssh_is_key_only_root_on_loopback(lab_host: controller.Lab, conn: dict[str, Any]) -> None:
     assert lab_host.ssh("id -u").stdout.strip() == "0"
     effective = lab_host.ssh("sshd -T").stdout.splitlines()
-    for wanted in ("port 2222", "listenaddress 127.0.0.1:2222", "passwordauthentication no",
-                   "permitrootlogin without-password"):
+    for wanted in (
+        "port 2222",
+        "listenaddress 127.0.0.1:2222",
+        "passwordauthentication no",
+        "permitrootlogin without-password",
+    ):
         assert wanted in effective, f"sshd -T lacks {wanted!r}"
     key = conn["ssh"]["private_key_path"]
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
@@ -91,8 +95,12 @@ def test_connection_json(conn: dict[str, Any]) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     on_disk = json.loads(path.read_text())
     assert on_disk == conn
-    assert conn["ssh"] == {"host": "127.0.0.1", "port": 2222, "user": "root",
-                           "private_key_path": conn["ssh"]["private_key_path"]}
+    assert conn["ssh"] == {
+        "host": "127.0.0.1",
+        "port": 2222,
+        "user": "root",
+        "private_key_path": conn["ssh"]["private_key_path"],
+    }
     assert conn["mysql"]["endpoint"] == "127.0.0.1:3306"
     assert conn["postgresql"]["host"] == "127.0.0.1" and conn["postgresql"]["port"] == 5432
     assert conn["postgresql"]["admin_user"] == "postgres"
@@ -100,7 +108,7 @@ def test_connection_json(conn: dict[str, Any]) -> None:
     assert conn["keystone"]["auth_url"] == "http://127.0.0.1:5000/v3"
     assert conn["keystone"]["region"] == "RegionOne"
     assert conn["memcached"] == "127.0.0.1:11211"
-    assert nspawn.is_nspawn(conn["nspawn_pid"], controller.MACHINE_NAME)
+    assert nspawn.is_nspawn(conn["nspawn_pid"], MACHINE_NAME)
 
 
 def test_second_up_is_refused(lab_host: controller.Lab) -> None:
@@ -116,14 +124,17 @@ def test_mariadb_admin_over_tcp(lab_host: controller.Lab, conn: dict[str, Any]) 
     my = conn["mysql"]
     host, port = my["endpoint"].split(":")
     client = f"mysql --protocol=TCP -h {host} -P {port} -u {my['admin_user']} -N -B"
-    out = _sh(lab_host, f"""
-export MYSQL_PWD='{my['admin_password']}'
+    out = _sh(
+        lab_host,
+        f"""
+export MYSQL_PWD='{my["admin_password"]}'
 {client} -e "SHOW GRANTS"
 # What a provider does: database, user from 127.0.0.1, grant; then clean up.
 {client} -e "CREATE DATABASE labprobe; CREATE USER 'labprobe'@'127.0.0.1' IDENTIFIED BY 'x';
   GRANT ALL PRIVILEGES ON labprobe.* TO 'labprobe'@'127.0.0.1';
   DROP USER 'labprobe'@'127.0.0.1'; DROP DATABASE labprobe; SELECT 'provider-ok'"
-""")
+""",
+    )
     assert "GRANT ALL PRIVILEGES ON *.* TO" in out and "WITH GRANT OPTION" in out, out
     assert "provider-ok" in out
     wrong = lab_host.ssh("bash -s", check=False, input=f"MYSQL_PWD=wrong {client} -e 'SELECT 1'")
@@ -133,12 +144,15 @@ export MYSQL_PWD='{my['admin_password']}'
 def test_postgresql_admin_over_tcp(lab_host: controller.Lab, conn: dict[str, Any]) -> None:
     pg = conn["postgresql"]
     client = f"psql -h {pg['host']} -p {pg['port']} -U {pg['admin_user']} -d postgres -tA"
-    out = _sh(lab_host, f"""
-export PGPASSWORD='{pg['admin_password']}'
+    out = _sh(
+        lab_host,
+        f"""
+export PGPASSWORD='{pg["admin_password"]}'
 {client} -c "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
 {client} -c "SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'postgres'"
 {client} -c "SHOW server_version_num"
-""").split()
+""",
+    ).split()
     assert out[0] == "postgres|t"
     assert out[1] == "SCRAM-SHA-256$"
     assert out[2].startswith("15")
@@ -151,9 +165,11 @@ def test_postgresql_admin_from_host_client(conn: dict[str, Any]) -> None:
     pg = conn["postgresql"]
     env = {**os.environ, "PGPASSWORD": pg["admin_password"], "PGCONNECT_TIMEOUT": "10"}
     result = subprocess.run(
-        ["psql", "-h", pg["host"], "-p", str(pg["port"]), "-U", "postgres", "-d", "postgres",
-         "-tAc", "SELECT 1"],
-        env=env, capture_output=True, text=True, timeout=60,
+        ["psql", "-h", pg["host"], "-p", str(pg["port"]), "-U", "postgres", "-d", "postgres", "-tAc", "SELECT 1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == "1", result.stderr
 
@@ -183,12 +199,15 @@ def test_keystone_token_project_region_roles(conn: dict[str, Any]) -> None:
 
 def test_openstack_client_in_the_lab(lab_host: controller.Lab, conn: dict[str, Any]) -> None:
     ks = conn["keystone"]
-    out = _sh(lab_host, f"""
-export OS_AUTH_URL={ks['auth_url']} OS_IDENTITY_API_VERSION=3 OS_USERNAME={ks['admin_user']}
-export OS_PASSWORD='{ks['admin_password']}' OS_PROJECT_NAME={ks['admin_project']}
+    out = _sh(
+        lab_host,
+        f"""
+export OS_AUTH_URL={ks["auth_url"]} OS_IDENTITY_API_VERSION=3 OS_USERNAME={ks["admin_user"]}
+export OS_PASSWORD='{ks["admin_password"]}' OS_PROJECT_NAME={ks["admin_project"]}
 export OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default
 openstack region list -f value -c Region
-""")
+""",
+    )
     assert out.split() == ["RegionOne"]
 
 
@@ -203,7 +222,9 @@ def test_glance_packages_need_no_download(lab_host: controller.Lab) -> None:
     simulated = lab_host.ssh("apt-get install -s glance-api").stdout
     assert "Inst glance-api " in simulated
     assert lab_host.ssh("dpkg-query -W -f='${Status}' glance-api", check=False).stdout.strip() in (
-        "", "unknown ok not-installed"), "glance-api must be left for the deployment to install"
+        "",
+        "unknown ok not-installed",
+    ), "glance-api must be left for the deployment to install"
 
 
 # ---- down --------------------------------------------------------------------------------
