@@ -150,8 +150,9 @@ def _preflight() -> None:
         raise LabError("the lab needs root (systemd-nspawn, cgroups)")
     if is_up():
         raise LabError(f"a lab is already up (nspawn PID {_recorded_pid()}); run `python3 -m lab down` first")
-    if _read_state() is not None or run_dir().exists():
-        _cleanup_run_dir()  # a previous lab died without `down`: clear its leftovers
+    if _read_state() is not None or run_dir().exists() or nspawn.cgroup_pids(CGROUP_NAME):
+        # A previous lab died without `down` (its container may even run on, orphaned).
+        _shutdown_locked(_stderr_log, STOP_TIMEOUT)
     busy = busy_ports()
     if busy:
         listed = ", ".join(f"{name} {LOOPBACK}:{port}" for name, port in busy.items())
@@ -476,12 +477,13 @@ def shutdown(log: Log = _stderr_log, timeout: float = STOP_TIMEOUT) -> str:
 
 def _shutdown_locked(log: Log, timeout: float, reap: subprocess.Popen[bytes] | None = None) -> str:
     pid = _recorded_pid()
-    outcome = "not running"
     started = time.monotonic()
     if pid is not None and nspawn.is_nspawn(pid, MACHINE_NAME):
         outcome = nspawn.stop(pid, CGROUP_NAME, timeout=timeout, reap=reap)
     elif reap is not None:
         outcome = nspawn.stop(reap.pid, CGROUP_NAME, timeout=timeout, reap=reap)
+    else:  # no nspawn (never started, or it died): a container may still run orphaned
+        outcome = "orphan stopped" if nspawn.stop_orphans(CGROUP_NAME, timeout) else "not running"
     _cleanup_run_dir()
     if outcome != "not running":
         log(f"lab down ({outcome}, PID {pid}) in {time.monotonic() - started:.1f}s")
@@ -489,7 +491,7 @@ def _shutdown_locked(log: Log, timeout: float, reap: subprocess.Popen[bytes] | N
 
 
 def _cleanup_run_dir() -> None:
-    # Nothing may be left in the subtree; stop() killed stragglers by PID.
+    # Nothing may be left in the subtree: stop() / stop_orphans() ended it by PID.
     nspawn.remove_cgroup(CGROUP_NAME)
     shutil.rmtree(run_dir(), ignore_errors=True)
 
@@ -505,6 +507,9 @@ def status() -> dict[str, Any]:
         "image_built": (image_dir() / "manifest.json").is_file(),
     }
     if not info["up"]:
+        orphans = nspawn.cgroup_pids(CGROUP_NAME)
+        if orphans:  # nspawn died but its container runs on: `down` stops it
+            info["orphaned_pids"] = sorted(orphans)
         return info
     state = _read_state() or {}
     pid = int(state["nspawn_pid"])

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import LabError
+
 CGROUP_MOUNTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 # nspawn's own harmless noise on cgroup v1 hosts.
 NOISE = ("Failed to create symlink /sys/fs/cgroup/", "Attempted to remove disk file system")
@@ -49,19 +51,27 @@ def cgroup_pids(name: str) -> set[int]:
     return pids
 
 
-def remove_cgroup(name: str) -> None:
-    """Remove the (empty) subtree bottom-up; rmdir is the only way to delete a cgroup."""
+def remove_cgroup(name: str, timeout: float = 5.0) -> None:
+    """Remove the (empty) subtree bottom-up; rmdir is the only way to delete a cgroup.
+    A cgroup whose last process is still exiting is busy for a moment: retry briefly."""
+    deadline = time.monotonic() + timeout
     for root in cgroup_dirs(name):
         if not root.is_dir():
             continue
-        for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            _rmdir_quietly(path)
-        _rmdir_quietly(root)
-
-
-def _rmdir_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.rmdir()
+        dirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for path in [*dirs, root]:
+            while True:
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as error:
+                    if time.monotonic() > deadline:
+                        raise LabError(
+                            f"cannot remove cgroup {path}: {error} (processes left: {sorted(cgroup_pids(name))})"
+                        ) from None
+                    time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -161,21 +171,48 @@ def nsenter_argv(leader: int, argv: Sequence[str]) -> list[str]:
 def stop(pid: int, cgroup: str, timeout: float = 30.0, reap: subprocess.Popen[bytes] | None = None) -> str:
     """SIGTERM nspawn (the container powers off cleanly), SIGKILL after `timeout`.
 
-    Returns how it ended: "not running", "terminated" or "killed". Whatever is still in
-    the subtree after a SIGKILL (it should be nothing: the PID namespace dies with its
-    init) is killed by PID too, so that the subtree can be removed.
+    Returns how it ended: "terminated", "killed", "orphan stopped" or "not running".
+    A container outlives a SIGKILLed nspawn (measured: its systemd and services keep
+    running), so whatever is left in the subtree is stopped too, see stop_orphans().
     """
-    if not pid_alive(pid):
-        return "not running"
-    os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout, reap):
-        return "terminated"
-    os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid, 10.0, reap)
-    for leftover in cgroup_pids(cgroup):
+    outcome = "not running"
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        if _wait_gone(pid, timeout, reap):
+            outcome = "terminated"
+        else:
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10.0, reap)
+            outcome = "killed"
+    if stop_orphans(cgroup, timeout=10.0) and outcome == "not running":
+        outcome = "orphan stopped"
+    return outcome
+
+
+def stop_orphans(cgroup: str, timeout: float) -> bool:
+    """Stop what is still in the subtree without its nspawn: ask each container's systemd
+    to power off (SIGRTMIN+4; SIGTERM would only make it re-execute), then SIGKILL.
+    Only processes of our own subtree are touched. Returns whether there were any."""
+    pids = _live(cgroup_pids(cgroup))
+    if not pids:
+        return False
+    for leader in (p for p in pids if len(_ns_pids(p)) > 1 and _ns_pids(p)[-1] == 1):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leader, signal.SIGRTMIN + 4)
+    deadline = time.monotonic() + timeout
+    while _live(cgroup_pids(cgroup)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for leftover in _live(cgroup_pids(cgroup)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(leftover, signal.SIGKILL)
-    return "killed"
+    deadline = time.monotonic() + 10.0
+    while _live(cgroup_pids(cgroup)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
+
+
+def _live(pids: set[int]) -> set[int]:
+    return {p for p in pids if pid_alive(p)}
 
 
 def _wait_gone(pid: int, timeout: float, reap: subprocess.Popen[bytes] | None) -> bool:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
+import time
 import urllib.request
 from typing import Any
 
@@ -248,8 +250,26 @@ def test_up_refuses_busy_port() -> None:
     require_lab()
     assert not controller.is_up()
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of the last lab
         squatter.bind((LOOPBACK, PORTS["ssh"]))
         squatter.listen()
         with pytest.raises(controller.LabError, match=r"already in use: ssh 127\.0\.0\.1:2222"):
             controller.boot()
     assert not controller.is_up() and not run_dir().exists()
+
+
+def test_down_recovers_a_container_whose_nspawn_was_killed() -> None:
+    """SIGKILL on nspawn leaves the container running (measured); `down` must stop it."""
+    require_lab()
+    connection = controller.boot()
+    pid = connection["nspawn_pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while nspawn.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not controller.is_up()
+    assert controller.status().get("orphaned_pids"), "expected the container to outlive nspawn"
+    assert controller.shutdown() == "orphan stopped"
+    assert nspawn.cgroup_pids(CGROUP_NAME) == set()
+    assert controller.busy_ports() == {}
+    assert not run_dir().exists()
