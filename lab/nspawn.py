@@ -43,12 +43,18 @@ def cgroup_pids(name: str) -> set[int]:
     for root in cgroup_dirs(name):
         if not root.is_dir():
             continue
-        for procs in root.rglob("cgroup.procs"):
+        for path in _subdirs(root):
             try:
-                pids.update(int(line) for line in procs.read_text().split())
+                pids.update(int(line) for line in (path / "cgroup.procs").read_text().split())
             except OSError:
                 continue  # a cgroup removed while walking
     return pids
+
+
+def _subdirs(root: Path) -> list[Path]:
+    """root and every cgroup below it. os.walk, unlike Path.rglob, tolerates directories
+    vanishing mid-walk (the container's systemd removes its cgroups as units stop)."""
+    return [Path(top) for top, _, _ in os.walk(root)]
 
 
 def remove_cgroup(name: str, timeout: float = 5.0) -> None:
@@ -58,8 +64,7 @@ def remove_cgroup(name: str, timeout: float = 5.0) -> None:
     for root in cgroup_dirs(name):
         if not root.is_dir():
             continue
-        dirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for path in [*dirs, root]:
+        for path in sorted(_subdirs(root), key=lambda p: -len(p.parts)):  # deepest first
             while True:
                 try:
                     path.rmdir()
