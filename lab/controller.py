@@ -55,6 +55,7 @@ __all__ = [
     "is_up",
     "read_connection",
     "release_shared",
+    "shared_users",
     "shutdown",
     "ssh",
     "ssh_argv",
@@ -587,6 +588,12 @@ class Lab:
         atexit.unregister(self.stop)
         return shutdown(self.log)
 
+    def restart(self) -> dict[str, Any]:
+        """Power off and boot again: a pristine lab (the overlay is discarded), same
+        object, so every holder of it sees the new connection (new key, new PID)."""
+        self.stop()
+        return self.start()
+
     @property
     def is_up(self) -> bool:
         return self._booted and is_up()
@@ -612,6 +619,11 @@ def acquire_shared(log: Log = _stderr_log) -> Lab:
         _shared.start()
     _shared_users += 1
     return _shared
+
+
+def shared_users() -> int:
+    """How many acquire_shared() calls currently hold the shared lab."""
+    return _shared_users
 
 
 def release_shared() -> None:
