@@ -22,19 +22,21 @@ class Session:
     def keystone(self, path: str) -> Any:
         return self.get(f"{self.keystone_url}{path}")
 
-    def status_of(self, method: str, url: str, body: dict[str, Any] | None = None) -> int:
-        data = None if body is None else json.dumps(body).encode()
+    def send(self, method: str, url: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
+        """Status and decoded JSON body (None when empty); HTTP errors are returned, not raised."""
+        data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            url,
-            data=data,
-            method=method,
-            headers={"X-Auth-Token": self.token, "Content-Type": "application/json"},
+            url, data=data, method=method, headers={"X-Auth-Token": self.token, "Content-Type": content_type}
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status)
+            with urllib.request.urlopen(request, timeout=120) as response:
+                raw = response.read()
+                return int(response.status), json.loads(raw) if raw else None
         except urllib.error.HTTPError as error:
-            return error.code
+            return error.code, None
+
+    def status_of(self, method: str, url: str, body: dict[str, Any] | None = None) -> int:
+        return self.send(method, url, body)[0]
 
 
 def login(keystone_url: str, user: str, password: str, project: str, domain_id: str = "default") -> Session:

@@ -106,7 +106,7 @@ class GlanceMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    def __init__(self, glance_mocks: GlanceMocks, deployment: Deployment) -> None:
+    def __init__(self, glance_mocks: pulumi.runtime.Mocks, deployment: Deployment) -> None:
         super().__init__(glance_mocks)
         self.deployment = deployment
 
@@ -132,9 +132,13 @@ class RecordingMonitor(mocks.MockMonitor):
 
 
 def plain(value: Any) -> Any:
-    """An input as the program set it, with the secret wrapper removed."""
-    if isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE:
-        return value["value"]
+    """An input as the program set it, with the secret wrappers removed (recursively)."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return plain(value["value"])
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
     return value
 
 
@@ -148,11 +152,14 @@ def stack_config(stack: str) -> dict[str, Any]:
 
 
 def run_program(
-    config: Mapping[str, Any], secret_keys: frozenset[str] | None = None, deployment: Deployment | None = None
+    config: Mapping[str, Any],
+    secret_keys: frozenset[str] | None = None,
+    deployment: Deployment | None = None,
+    resource_mocks: pulumi.runtime.Mocks | None = None,
 ) -> Deployment:
     """Run __main__.py once with `config` (keys without namespace) under fresh mocks."""
     deployment = Deployment() if deployment is None else deployment
-    glance_mocks = GlanceMocks()
+    glance_mocks = resource_mocks or GlanceMocks()
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         glance_mocks,

@@ -1,0 +1,196 @@
+"""What a Glance deployment on the lab must look like, checked from outside Pulumi.
+
+Shared by both end-to-end suites: the real engine (test_lab_stacks) and the program's
+declared resources applied by the test executor (test_lab_applied).
+"""
+
+from __future__ import annotations
+
+import configparser
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from lab.controller import Lab
+from lab.stacks import LAB_STACKS, test_image
+from tests.e2e import cloud
+
+GLANCE_URL = "http://127.0.0.1:9292"
+API_CONF = "/etc/glance/glance-api.conf"
+UNIT = "glance-api.service"
+GLANCE_TABLES = {"images", "image_locations", "image_properties", "alembic_version"}
+LIMITS = {"image_size_total", "image_stage_total", "image_count_total", "image_count_uploading"}
+
+
+@dataclass
+class Target:
+    """One lab stack deployed onto the lab, and what the checks learn along the way."""
+
+    stack: str
+    lab: Lab
+    secrets: dict[str, str] = field(default_factory=dict)
+    controller_argv: set[str] = field(default_factory=set)
+    image_id: str = ""
+
+    @property
+    def engine(self) -> str:
+        return str(LAB_STACKS[self.stack]["glance:dbEngine"])
+
+    @property
+    def limits_enabled(self) -> bool:
+        return "glance:keystoneLimits" in LAB_STACKS[self.stack]
+
+    def ssh(self, command: str, check: bool = True) -> str:
+        return self.lab.ssh(command, check=check).stdout
+
+    def admin(self) -> cloud.Session:
+        keystone = self.lab.connection["keystone"]
+        return cloud.login(keystone["auth_url"], keystone["admin_user"], keystone["admin_password"], "admin")
+
+    def sql(self, query: str) -> str:
+        """Run a query as the database superuser inside the controller (SQL on stdin)."""
+        if self.engine == "mysql":
+            return self.lab.ssh("mysql -N -B", input=query).stdout
+        return self.lab.ssh("runuser -u postgres -- psql -At -v ON_ERROR_STOP=1", input=query).stdout
+
+    def known_secrets(self) -> dict[str, str]:
+        connection = self.lab.connection
+        key_lines = Path(connection["ssh"]["private_key_path"]).read_text().splitlines()
+        values = {
+            **self.secrets,
+            "keystone admin password": connection["keystone"]["admin_password"],
+            "db admin password": connection[self.engine]["admin_password"],
+        }
+        values.update({f"ssh key line {i}": line for i, line in enumerate(key_lines) if len(line) > 40})
+        return values
+
+
+class ArgvWatcher:
+    """Samples every process's argv on the controller while a deploy runs."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            result = self.target.lab.ssh("ps -eo args --no-headers", check=False)
+            self.target.controller_argv.update(result.stdout.splitlines())
+            self.stop.wait(0.2)
+
+    def __enter__(self) -> ArgvWatcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def api_conf(target: Target) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    parser.read_string(target.ssh(f"cat {API_CONF}"))
+    return parser
+
+
+def unit_started_at(target: Target) -> str:
+    return target.ssh(f"systemctl show -p ActiveEnterTimestampMonotonic --value {UNIT}").strip()
+
+
+def assert_units_and_config_ownership(target: Target) -> None:
+    assert target.ssh(f"systemctl is-enabled {UNIT}").strip() == "enabled"
+    assert target.ssh(f"systemctl is-active {UNIT}").strip() == "active"
+    assert target.ssh(f"stat -c '%U:%G %a' {API_CONF}").strip() == "root:glance 640"
+
+
+def assert_glance_user_authenticates(target: Target) -> None:
+    conf = api_conf(target)
+    password = conf["keystone_authtoken"]["password"].replace("$$", "$")
+    target.secrets["glance password"] = password
+    target.secrets["glance db password"] = unquote(urlsplit(conf["database"]["connection"]).password or "")
+    if conf.has_section("oslo_limit"):
+        target.secrets["limits password"] = conf["oslo_limit"]["password"].replace("$$", "$")
+    session = cloud.login(target.lab.connection["keystone"]["auth_url"], "glance", password, "service")
+    assert isinstance(session.get(f"{GLANCE_URL}/v2/images")["images"], list)
+
+
+def assert_image_active_with_bytes_in_store(target: Target) -> None:
+    images = target.admin().get(f"{GLANCE_URL}/v2/images?name=cirros")["images"]
+    assert len(images) == 1, images
+    image = images[0]
+    assert (image["status"], image["disk_format"], image["container_format"], image["visibility"]) == (
+        "active",
+        "qcow2",
+        "bare",
+        "public",
+    )
+    target.image_id = image["id"]
+    stored = int(target.ssh(f"stat -c %s /var/lib/glance/images/{image['id']}").strip())
+    assert stored == image["size"] == test_image().stat().st_size
+
+
+def assert_glance_tables(target: Target) -> None:
+    if target.engine == "mysql":
+        tables = target.sql("SHOW TABLES FROM glance;").split()
+    else:
+        tables = target.lab.ssh(
+            "runuser -u postgres -- psql -d glance -At", input="SELECT tablename FROM pg_tables;"
+        ).stdout.split()
+    assert set(tables) >= GLANCE_TABLES, tables
+
+
+def assert_keystone_objects(target: Target) -> None:
+    admin = target.admin()
+    users = admin.keystone("/users?name=glance")["users"]
+    assert len(users) == 1
+    assignments = admin.keystone(f"/role_assignments?user.id={users[0]['id']}&include_names")["role_assignments"]
+    assert any(a["role"]["name"] == "admin" and a["scope"]["project"]["name"] == "service" for a in assignments)
+    services = admin.keystone("/services?type=image")["services"]
+    assert [s["name"] for s in services] == ["glance"]
+    endpoints = admin.keystone(f"/endpoints?service_id={services[0]['id']}")["endpoints"]
+    assert sorted(e["interface"] for e in endpoints) == ["admin", "internal", "public"]
+    assert {e["url"] for e in endpoints} == {GLANCE_URL}
+
+
+def assert_limits_enforced(target: Target) -> None:
+    admin = target.admin()
+    service = admin.keystone("/services?type=image")["services"][0]
+    limits = admin.keystone(f"/registered_limits?service_id={service['id']}")["registered_limits"]
+    assert {limit["resource_name"] for limit in limits} == LIMITS
+    users = admin.keystone("/users?name=service-oslo")["users"]
+    system_roles = admin.keystone(f"/system/users/{users[0]['id']}/roles")["roles"]
+    assert [role["name"] for role in system_roles] == ["reader"]
+    # The admin project already holds the CirrOS image and image_count_total is 1.
+    record = {"name": "one-too-many", "disk_format": "raw", "container_format": "bare"}
+    assert admin.status_of("POST", f"{GLANCE_URL}/v2/images", record) == 413
+
+
+def assert_no_secret_in(target: Target, places: dict[str, str]) -> None:
+    assert len(target.controller_argv) > 20, "the argv watcher saw too little to prove anything"
+    places = {**places, "controller argv": "\n".join(target.controller_argv)}
+    for where, text in places.items():
+        for what, value in target.known_secrets().items():
+            assert value and value not in text, f"{what} found in {where}"
+
+
+def assert_nothing_left(target: Target) -> None:
+    admin = target.admin()
+    assert admin.keystone("/users?name=glance")["users"] == []
+    assert admin.keystone("/users?name=service-oslo")["users"] == []
+    assert admin.keystone("/services?type=image")["services"] == []
+    assert not [e for e in admin.keystone("/endpoints")["endpoints"] if e["url"] == GLANCE_URL]
+    assert admin.keystone("/registered_limits")["registered_limits"] == []
+    if target.engine == "mysql":
+        assert target.sql("SHOW DATABASES LIKE 'glance';").strip() == ""
+        assert target.sql("SELECT User FROM mysql.user WHERE User = 'glance';").strip() == ""
+    else:
+        assert target.sql("SELECT 1 FROM pg_database WHERE datname = 'glance';").strip() == ""
+        assert target.sql("SELECT 1 FROM pg_roles WHERE rolname = 'glance';").strip() == ""
+        hba = target.lab.connection["postgresql"]["hba_path"]
+        assert "glance-pulumi" not in target.ssh(f"cat {hba}")
+    assert target.ssh(f"systemctl is-active {UNIT}", check=False).strip() != "active"
+    assert target.ssh(f"systemctl is-enabled {UNIT}", check=False).strip() != "enabled"
+    assert target.lab.ssh(f"test -e {API_CONF}", check=False).returncode != 0
+    assert target.lab.ssh("test -e /var/lib/glance/images", check=False).returncode != 0
