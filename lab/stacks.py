@@ -71,7 +71,7 @@ class PulumiCli:
         )
 
 
-def test_image(path: Path | None = None) -> Path:
+def lab_image_file(path: Path | None = None) -> Path:
     """A real qcow2 for the image step: these machines cannot download CirrOS."""
     path = path or cache_root() / "cirros-lab.qcow2"
     if not path.exists():

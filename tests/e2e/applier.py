@@ -269,7 +269,7 @@ class LabApplier(pulumi.runtime.Mocks):
         limit = {
             "service_id": inputs["serviceId"],
             "resource_name": inputs["resourceName"],
-            "default_limit": inputs["defaultLimit"],
+            "default_limit": int(inputs["defaultLimit"]),  # protobuf numbers arrive as floats
             "region_id": inputs["region"],
         }
         body = {"registered_limits": [limit]}

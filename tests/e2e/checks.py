@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from lab.controller import Lab
-from lab.stacks import LAB_STACKS, test_image
+from lab.stacks import LAB_STACKS, lab_image_file
 from tests.e2e import cloud
 
 GLANCE_URL = "http://127.0.0.1:9292"
@@ -128,7 +128,7 @@ def assert_image_active_with_bytes_in_store(target: Target) -> None:
     )
     target.image_id = image["id"]
     stored = int(target.ssh(f"stat -c %s /var/lib/glance/images/{image['id']}").strip())
-    assert stored == image["size"] == test_image().stat().st_size
+    assert stored == image["size"] == lab_image_file().stat().st_size
 
 
 def assert_glance_tables(target: Target) -> None:

@@ -33,7 +33,7 @@ class Session:
                 raw = response.read()
                 return int(response.status), json.loads(raw) if raw else None
         except urllib.error.HTTPError as error:
-            return error.code, None
+            return error.code, error.read().decode(errors="replace")
 
     def status_of(self, method: str, url: str, body: dict[str, Any] | None = None) -> int:
         return self.send(method, url, body)[0]

@@ -14,7 +14,7 @@ import pytest
 
 from components.settings import SECRET_KEYS
 from lab.controller import Lab
-from lab.stacks import LAB_STACKS, plain_config, secret_config, test_image
+from lab.stacks import LAB_STACKS, plain_config, secret_config, lab_image_file
 from tests.e2e import checks
 from tests.e2e.applier import Applied, LabApplier
 from tests.e2e.conftest import Timer
@@ -30,7 +30,7 @@ class AppliedStack:
 
     def config(self) -> dict[str, Any]:
         connection = self.target.lab.connection
-        plain = plain_config(self.target.stack, connection, test_image())
+        plain = plain_config(self.target.stack, connection, lab_image_file())
         everything = {**plain, **secret_config(self.target.stack, connection), **self.overrides}
         return {key.removeprefix("glance:"): value for key, value in everything.items()}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from lab.controller import Lab
-from lab.stacks import LAB_STACKS, PulumiCli, test_image, write_stack
+from lab.stacks import LAB_STACKS, PulumiCli, lab_image_file, write_stack
 from tests.e2e import checks
 from tests.e2e.conftest import Timer, require_plugins
 
@@ -36,7 +36,7 @@ class EngineStack:
 def deployed(request: pytest.FixtureRequest, lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
     require_plugins()
     stack = request.param
-    write_stack(stack, pulumi_cli, lab_host.connection, test_image())
+    write_stack(stack, pulumi_cli, lab_host.connection, lab_image_file())
     yield EngineStack(checks.Target(stack, lab_host), pulumi_cli)
     pulumi_cli.run("destroy", "--yes", "--skip-preview", "--stack", stack, check=False)
     pulumi_cli.run("stack", "rm", "--yes", "--force", stack, check=False)
