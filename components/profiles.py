@@ -29,7 +29,6 @@ class Release:
     domain_by_name: bool
     keystone_auth_port: int
     has_registry: bool
-    has_memcached_authtoken: bool
     supports_keystone_limits: bool
     service_description: str
 
@@ -43,7 +42,6 @@ LIBERTY = Release(
     # Liberty's Keystone served its admin API on 35357.
     keystone_auth_port=35357,
     has_registry=True,
-    has_memcached_authtoken=False,
     supports_keystone_limits=False,
     service_description="OpenStack Image service",
 )
@@ -57,7 +55,6 @@ ZED = Release(
     # 35357 is gone: an auth_url there makes every authenticated call 401.
     keystone_auth_port=5000,
     has_registry=False,
-    has_memcached_authtoken=True,
     supports_keystone_limits=True,
     service_description="OpenStack Image",
 )
@@ -81,7 +78,6 @@ class Profile:
     ownership_trigger_unit: str | None
     pg_hba_path: str
     postgresql_unit: str
-    keystone_limits_by_default: bool
     # Client environment files that get OS_IMAGE_API_VERSION=2 (Liberty clients default to v1).
     image_api_env_files: tuple[str, ...]
 
@@ -98,7 +94,6 @@ CLEAR_LINUX = Profile(
     ownership_trigger_unit="update-triggers.target",
     pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
     postgresql_unit="postgresql.service",
-    keystone_limits_by_default=False,
     image_api_env_files=("/root/admin-openrc.sh", "/root/demo-openrc.sh"),
 )
 
@@ -115,7 +110,6 @@ RHEL = Profile(
     ownership_trigger_unit=None,
     pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
     postgresql_unit="postgresql.service",
-    keystone_limits_by_default=True,
     image_api_env_files=(),
 )
 
@@ -138,7 +132,6 @@ DEBIAN = Profile(
     ownership_trigger_unit=None,
     pg_hba_path="/etc/postgresql/15/main/pg_hba.conf",
     postgresql_unit="postgresql.service",
-    keystone_limits_by_default=False,
     image_api_env_files=(),
 )
 

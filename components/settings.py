@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from pulumi import RunError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -46,8 +47,11 @@ GUIDE_CIRROS_URL = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-d
 LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 
 
-class ConfigError(ValueError):
-    """The stack config is invalid; the message names each key and what it allows."""
+class ConfigError(RunError, ValueError):
+    """The stack config is invalid; the message names each key and what it allows.
+
+    A RunError, so the engine shows the message alone, without a Python traceback.
+    """
 
 
 def _http_url(value: str) -> str:
@@ -88,17 +92,37 @@ def _pg_hba_address(value: str) -> str:
     return value
 
 
+def _option_line(value: str) -> str:
+    section, dot, rest = value.partition(".")
+    option, equals, _ = rest.partition("=")
+    if not (section and dot and option and equals) or any(c.isspace() for c in section + option):
+        raise ValueError(f"items must look like section.option=value, e.g. DEFAULT.workers=2 (got {value!r})")
+    return value
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 HostName = Annotated[str, AfterValidator(_host_name)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-OptionSections = dict[str, dict[str, str | int | float | bool]]
+Limit = Annotated[int, Field(ge=0)]
+OptionLine = Annotated[str, AfterValidator(_option_line)]
+# Pulumi's project config schema makes every key without a default required, so optional
+# keys whose default is derived from other keys declare "" / 0 / [] there: that means unset.
+UNSET_MARKERS: tuple[object, ...] = ("", 0, "0", [], "[]")
 
 
 class StackConfig(BaseModel):
     """The `glance:*` keys a stack file may set; the README's reference mirrors this."""
 
     model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, strict=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unset_markers(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        derived = {field.alias for field in cls.model_fields.values() if field.default is None}
+        return {key: value for key, value in values.items() if not (key in derived and value in UNSET_MARKERS)}
 
     profile: ProfileName
     controller_host: HostName = "controller"
@@ -139,21 +163,17 @@ class StackConfig(BaseModel):
     internal_url: HttpUrl | None = None
     admin_url: HttpUrl | None = None
     image_store_path: AbsolutePath = "/var/lib/glance/images"
-    memcached_servers: list[str] | None = None
+    memcached_servers: list[str] = Field(default_factory=list)
     debug: bool = False
-    api_options: OptionSections = Field(default_factory=dict)
+    api_options: list[OptionLine] = Field(default_factory=list)
 
-    keystone_limits: bool | None = None
+    keystone_limits: bool = False
     limits_user: str = "service-oslo"
     limits_password: SecretStr | None = None
-    image_limits: dict[Literal[LIMIT_RESOURCES], Annotated[int, Field(ge=0)]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: {
-            "image_size_total": 1000,
-            "image_stage_total": 1000,
-            "image_count_total": 100,
-            "image_count_uploading": 10,
-        }
-    )
+    image_size_total: Limit = 1000
+    image_stage_total: Limit = 1000
+    image_count_total: Limit = 100
+    image_count_uploading: Limit = 10
 
     image_name: str = "cirros"
     cirros_source: Annotated[str, AfterValidator(_cirros_source)] = GUIDE_CIRROS_URL
@@ -278,6 +298,7 @@ def load_settings(raw: Mapping[str, str], secret_keys: frozenset[str] = frozense
     errors = [
         f"{NAMESPACE}:{key} holds a credential: set it with `pulumi config set --secret {NAMESPACE}:{key}`"
         for key in sorted(SECRET_KEYS & raw.keys() - secret_keys)
+        if raw[key] not in UNSET_MARKERS
     ]
     try:
         config = StackConfig.model_validate({key: _decode(value) for key, value in raw.items()})
@@ -326,7 +347,6 @@ def _resolve(config: StackConfig) -> Settings:
     glance_url = f"http://{controller}:9292"
     keystone_url = config.keystone_url or f"http://{controller}:5000"
     auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
-    limits_enabled = profile.keystone_limits_by_default if config.keystone_limits is None else config.keystone_limits
     return Settings(
         profile=profile,
         node=node,
@@ -345,8 +365,12 @@ def _resolve(config: StackConfig) -> Settings:
             glance_user=config.glance_user,
             glance_password=config.glance_password,
         ),
-        limits=LimitsSettings(config.limits_user, config.limits_password, dict(config.image_limits))
-        if limits_enabled
+        limits=LimitsSettings(
+            config.limits_user,
+            config.limits_password,
+            {resource: getattr(config, resource) for resource in LIMIT_RESOURCES},
+        )
+        if config.keystone_limits
         else None,
         glance=GlanceSettings(
             endpoints=Endpoints(
@@ -355,16 +379,9 @@ def _resolve(config: StackConfig) -> Settings:
                 admin=config.admin_url or glance_url,
             ),
             store_path=config.image_store_path,
-            memcached_servers=tuple(
-                config.memcached_servers
-                if config.memcached_servers is not None
-                else ([f"{controller}:11211"] if profile.release.has_memcached_authtoken else [])
-            ),
+            memcached_servers=tuple(config.memcached_servers),
             debug=config.debug,
-            extra_options={
-                section: {key: _option_text(value) for key, value in options.items()}
-                for section, options in config.api_options.items()
-            },
+            extra_options=_option_sections(config.api_options),
         ),
         image=ImageSettings(
             name=config.image_name,
@@ -420,5 +437,9 @@ def _default_hba_address(controller: str) -> str:
     return f"{address}/{address.max_prefixlen}"
 
 
-def _option_text(value: str | int | float | bool) -> str:
-    return str(value) if not isinstance(value, bool) else ("True" if value else "False")
+def _option_sections(lines: list[str]) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    for line in lines:
+        name, option = line.split("=", 1)[0].split(".", 1)
+        sections.setdefault(name, {})[option] = line.split("=", 1)[1]
+    return sections

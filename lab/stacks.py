@@ -40,12 +40,7 @@ LAB_STACKS: dict[str, dict[str, Any]] = {
         "glance:pgHbaMethod": "md5",
         # The RHEL notes' oslo_limit, with a count limit small enough to test refusal.
         "glance:keystoneLimits": True,
-        "glance:imageLimits": {
-            "image_size_total": 1000,
-            "image_stage_total": 1000,
-            "image_count_total": 1,
-            "image_count_uploading": 10,
-        },
+        "glance:imageCountTotal": 1,
     },
 }
 

@@ -14,7 +14,7 @@ import pytest
 
 from components.settings import SECRET_KEYS
 from lab.controller import Lab
-from lab.stacks import LAB_STACKS, plain_config, secret_config, lab_image_file
+from lab.stacks import LAB_STACKS, lab_image_file, plain_config, secret_config
 from tests.e2e import checks
 from tests.e2e.applier import Applied, LabApplier
 from tests.e2e.conftest import Timer

@@ -52,7 +52,7 @@ ZED_VARIANTS: dict[str, dict[str, Any]] = {
     "rhel": {},
     "debian": {},
     "debian-postgresql": {"dbEngine": "postgresql"},
-    "debian-options": {"debug": True, "apiOptions": {"DEFAULT": {"workers": 2}}},
+    "debian-options": {"debug": True, "apiOptions": ["DEFAULT.workers=2", "glance_store.filesystem_store_file_perm=0"]},
 }
 
 

@@ -146,9 +146,15 @@ def stack_names() -> list[str]:
     return sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in STACKS.glob("Pulumi.*.yaml"))
 
 
+def project_defaults() -> dict[str, Any]:
+    """What the engine fills in from Pulumi.yaml for keys a stack does not set."""
+    schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    return {key.removeprefix("glance:"): spec["default"] for key, spec in schema.items() if "default" in spec}
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     document = yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text())
-    return {key.removeprefix("glance:"): value for key, value in document["config"].items()}
+    return {**project_defaults(), **{key.removeprefix("glance:"): value for key, value in document["config"].items()}}
 
 
 def run_program(

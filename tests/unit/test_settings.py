@@ -3,12 +3,13 @@ before any resource is registered; good config resolves to the guides' defaults.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from components.settings import ConfigError, load_settings
-from tests.unit.harness import TEST_SECRETS, Deployment, run_program, stack_config
+from tests.unit.harness import TEST_SECRETS, Deployment, project_defaults, run_program, stack_config
 
 SECRET = frozenset(TEST_SECRETS)
 
@@ -49,21 +50,21 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         {"profile": "clearlinux", "keystoneLimits": True},
         "glance:keystoneLimits Keystone unified limits need Glance Zed",
     ),
-    ("unknown limit", {"imageLimits": {"image_count": 5}}, "glance:imageLimits.image_count"),
-    (
-        "negative limit",
-        {"imageLimits": {"image_count_total": -1}},
-        "glance:imageLimits.image_count_total Input should be greater than or equal to 0",
-    ),
+    ("negative limit", {"imageCountTotal": -1}, "glance:imageCountTotal Input should be greater than or equal to 0"),
     (
         "image source neither URL nor path",
         {"cirrosSource": "cirros.img"},
         "glance:cirrosSource must be an http(s) URL or an absolute path",
     ),
     (
-        "api options not sections",
-        {"apiOptions": {"debug": "true"}},
-        "glance:apiOptions.debug Input should be a valid dictionary",
+        "api option without a section",
+        {"apiOptions": ["debug=true"]},
+        "glance:apiOptions.0 items must look like section.option=value",
+    ),
+    (
+        "api options not a list",
+        {"apiOptions": {"DEFAULT": {"debug": True}}},
+        "glance:apiOptions Input should be a valid list",
     ),
     (
         "wrong type for a list",
@@ -110,16 +111,32 @@ def test_every_error_is_reported_at_once() -> None:
 
 
 def test_defaults_follow_the_profile() -> None:
-    clear = load_settings({"profile": "clearlinux", **TEST_SECRETS}, SECRET)
-    rhel = load_settings({"profile": "rhel", **TEST_SECRETS}, SECRET)
-    debian = load_settings({"profile": "debian", **TEST_SECRETS}, SECRET)
+    clear, rhel, debian = (
+        load_settings({**raw(project_defaults()), "profile": profile, **TEST_SECRETS}, SECRET)
+        for profile in ("clearlinux", "rhel", "debian")
+    )
     assert (clear.database.engine, rhel.database.engine, debian.database.engine) == ("mysql", "postgresql", "mysql")
     assert clear.keystone.auth_url == "http://controller:35357"
     assert rhel.keystone.auth_url == debian.keystone.auth_url == "http://controller:5000"
-    assert clear.glance.memcached_servers == () and rhel.glance.memcached_servers == ("controller:11211",)
-    assert rhel.limits is not None and clear.limits is None and debian.limits is None
+    assert clear.glance.memcached_servers == rhel.glance.memcached_servers == ()
+    assert rhel.limits is None and clear.limits is None and debian.limits is None
+    assert (rhel.database.port, debian.database.port) == (5432, 3306)
+    assert debian.glance.endpoints.public == "http://controller:9292"
+    assert debian.node.host == "controller"
     assert rhel.database.pg_hba is not None and rhel.database.pg_hba.path == "/var/lib/pgsql/data/pg_hba.conf"
     assert debian.database.admin_user == "root" and rhel.database.admin_user == "postgres"
+
+
+def raw(values: dict[str, Any]) -> dict[str, str]:
+    """Values as the engine hands them to the program: text, structured ones as JSON."""
+    return {key: json.dumps(value) if not isinstance(value, str) else value for key, value in values.items()}
+
+
+def test_stack_files_set_what_their_guides_set() -> None:
+    rhel = load_settings(raw({**stack_config("rhel"), **TEST_SECRETS}), SECRET)
+    debian = load_settings(raw({**stack_config("debian"), **TEST_SECRETS}), SECRET)
+    assert rhel.limits is not None and rhel.glance.memcached_servers == ("controller:11211",)
+    assert debian.glance.memcached_servers == ("controller:11211",) and debian.limits is None
 
 
 def test_ip_controller_gets_a_host_prefix_in_pg_hba() -> None:
@@ -148,6 +165,11 @@ def test_project_schema_and_readme_document_every_key() -> None:
     keys = {field.alias or name for name, field in StackConfig.model_fields.items()}
     schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     assert {key.removeprefix("glance:") for key in schema} == keys
-    assert {key.removeprefix("glance:") for key, spec in schema.items() if spec.get("secret")} == SECRET_KEYS
+    declared_secret = {key.removeprefix("glance:") for key, spec in schema.items() if spec.get("secret")}
+    # Pulumi refuses a default for a secret key, so only the required credentials are declared secret.
+    assert declared_secret == {
+        key for key in SECRET_KEYS if f"glance:{key}" in schema and "default" not in schema[f"glance:{key}"]
+    }
+    assert declared_secret == {"sshPrivateKey", "dbAdminPassword", "keystoneAdminPassword"}
     readme = (ROOT / "README.md").read_text()
     assert all(f"`glance:{key}`" in readme for key in keys)

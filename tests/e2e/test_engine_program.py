@@ -1,0 +1,64 @@
+"""The real Pulumi engine and Python language host running this program (no lab needed).
+
+Config validation happens before any resource is registered, so the engine can show it
+even while the provider plugins are missing from the toolchain (issue 3).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from lab.stacks import PulumiCli
+from tests.e2e.conftest import toolchain_dir
+
+PLUGINS = ("random", "mysql", "openstack", "command", "postgresql")
+
+
+def make_stack(pulumi: PulumiCli, name: str, config: dict[str, Any]) -> None:
+    pulumi.run("stack", "init", "--secrets-provider", "passphrase", name)
+    stack_file = Path(pulumi.cwd) / "stacks" / f"Pulumi.{name}.yaml"
+    salt = stack_file.read_text().split("encryptionsalt:", 1)[1].split()[0]
+    stack_file.write_text(json.dumps({"encryptionsalt": salt, "config": config}))
+    for key in ("sshPrivateKey", "dbAdminPassword", "keystoneAdminPassword"):
+        pulumi.run("config", "set", "--secret", "--stack", name, f"glance:{key}", stdin=secrets.token_urlsafe(16))
+
+
+def preview(pulumi: PulumiCli, name: str) -> subprocess.CompletedProcess[str]:
+    return pulumi.run("preview", "--stack", name, check=False)
+
+
+def missing_plugins() -> list[str]:
+    manifest = json.loads((toolchain_dir() / "manifest.json").read_text())
+    return list(manifest.get("missing", []))
+
+
+def test_engine_refuses_bad_config_before_any_resource(pulumi_cli: PulumiCli) -> None:
+    make_stack(pulumi_cli, "typo", {"glance:profile": "debian", "glance:contollerHost": "controller"})
+    result = preview(pulumi_cli, "typo")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "glance:contollerHost is not a known key" in output
+    assert "Traceback" not in output
+    for registered in ("glance:passwords:ServicePasswords", "pulumi:providers:", "glance:database:"):
+        assert registered not in output
+
+
+def test_engine_reads_secret_config_and_reaches_the_resources(pulumi_cli: PulumiCli) -> None:
+    make_stack(pulumi_cli, "debian-check", {"glance:profile": "debian", "glance:dbEngine": "mysql"})
+    result = preview(pulumi_cli, "debian-check")
+    output = result.stdout + result.stderr
+    assert "invalid stack config" not in output
+    missing = missing_plugins()
+    if missing:
+        # The program validated its config and registered its first resources; the engine
+        # then needs a plugin the toolchain could not build.
+        assert result.returncode != 0
+        assert any(f"resource-{name}" in output or f"'{name}'" in output for name in missing), output
+        return
+    assert result.returncode == 0, output
+    for component in ("glance:database:GlanceDatabase", "glance:identity:GlanceIdentity", "glance:node:GlanceNode"):
+        assert component in output
