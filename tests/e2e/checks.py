@@ -167,6 +167,13 @@ def assert_limits_enforced(target: Target) -> None:
     assert admin.status_of("POST", f"{GLANCE_URL}/v2/images", record) == 413
 
 
+def assert_no_limits(target: Target) -> None:
+    admin = target.admin()
+    assert admin.keystone("/registered_limits")["registered_limits"] == []
+    assert admin.keystone("/users?name=service-oslo")["users"] == []
+    assert "oslo_limit" not in api_conf(target).sections()
+
+
 def assert_no_secret_in(target: Target, places: dict[str, str]) -> None:
     assert len(target.controller_argv) > 20, "the argv watcher saw too little to prove anything"
     places = {**places, "controller argv": "\n".join(target.controller_argv)}

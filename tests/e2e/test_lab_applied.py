@@ -75,10 +75,11 @@ class TestAppliedLabStack:
     def test_keystone_objects(self, stack: AppliedStack) -> None:
         checks.assert_keystone_objects(stack.target)
 
-    def test_limits_enforced_when_enabled(self, stack: AppliedStack) -> None:
-        if not stack.target.limits_enabled:
-            pytest.skip(f"{stack.target.stack} does not enable Keystone limits")
-        checks.assert_limits_enforced(stack.target)
+    def test_limits_enforced_exactly_when_enabled(self, stack: AppliedStack) -> None:
+        if stack.target.limits_enabled:
+            checks.assert_limits_enforced(stack.target)
+        else:
+            checks.assert_no_limits(stack.target)
 
     def test_every_remote_command_converges_when_run_again(self, stack: AppliedStack) -> None:
         assert stack.applier is not None

@@ -61,10 +61,11 @@ class TestLabStackWithTheEngine:
     def test_keystone_objects(self, deployed: EngineStack) -> None:
         checks.assert_keystone_objects(deployed.target)
 
-    def test_limits_enforced_when_enabled(self, deployed: EngineStack) -> None:
-        if not deployed.target.limits_enabled:
-            pytest.skip(f"{deployed.target.stack} does not enable Keystone limits")
-        checks.assert_limits_enforced(deployed.target)
+    def test_limits_enforced_exactly_when_enabled(self, deployed: EngineStack) -> None:
+        if deployed.target.limits_enabled:
+            checks.assert_limits_enforced(deployed.target)
+        else:
+            checks.assert_no_limits(deployed.target)
 
     def test_second_preview_and_up_change_nothing(self, deployed: EngineStack) -> None:
         with Timer(f"engine {deployed.target.stack}: preview (no changes)"):
