@@ -38,7 +38,11 @@ def with_engine(stack: str, fresh_lab: bool) -> int:
     return subprocess.run([*pulumi.argv, "up", "--yes", "--stack", stack], cwd=ROOT, check=False).returncode
 
 
-def with_lab_executor(stack: str) -> int:
+def with_lab_executor(stack: str, fresh_lab: bool) -> int:
+    if not fresh_lab:
+        # The executor keeps no state to converge from: start again on a pristine controller.
+        controller.shutdown()
+        controller.boot()
     lab = controller.Lab()
     lab.connection = controller.read_connection()
     target = checks.Target(stack, lab)
@@ -68,7 +72,7 @@ def main(argv: list[str]) -> int:
         "refuses them), so the program's resources are applied by the lab executor instead of `pulumi up`",
         file=sys.stderr,
     )
-    return with_lab_executor(stack)
+    return with_lab_executor(stack, fresh_lab)
 
 
 if __name__ == "__main__":
