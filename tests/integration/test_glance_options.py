@@ -57,8 +57,9 @@ ZED_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def settings_for(variant: str) -> Settings:
+    """A stack's settings as the engine would give them: `debian-options` is stack debian plus overrides."""
     stack = variant.split("-")[0]
-    config = {**stack_config(stack), **TEST_SECRETS, **ZED_VARIANTS[variant]}
+    config = {**stack_config(stack), **TEST_SECRETS, **ZED_VARIANTS.get(variant, {})}
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
     return load_settings(raw, frozenset(TEST_SECRETS))
 
@@ -112,3 +113,16 @@ def test_authtoken_options_are_current_keystonemiddleware_names(variant: str) ->
     assert rendered <= known, rendered - known
     # Zed must not fall back to the deprecated Liberty names.
     assert not rendered & {"auth_uri", "auth_plugin"}
+
+
+@pytest.mark.parametrize("path", ["/etc/glance/glance-api.conf", "/etc/glance/glance-registry.conf"])
+def test_liberty_files_use_names_glance_still_knows(path: str, tmp_path: Path) -> None:
+    """Clear Linux follows its Liberty guide; Zed's registry still knows those names, the
+    Liberty-only ones (auth_uri, auth_plugin) as deprecated aliases and nothing else."""
+    text = config_files(settings_for("clearlinux"), SECRETS)[path]
+    result = validate(text, tmp_path)
+    assert result.returncode == 0, result.stderr
+    deprecated = {
+        line.split("Deprecated opt ")[1].split()[0] for line in result.stderr.splitlines() if "Deprecated opt" in line
+    }
+    assert deprecated == {"keystone_authtoken/auth_uri", "keystone_authtoken/auth_plugin"}
