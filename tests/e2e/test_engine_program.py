@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lab.stacks import PulumiCli
+from lab.stacks import PulumiCli, write_stack
 from tests.e2e.conftest import toolchain_dir
 
 PLUGINS = ("random", "mysql", "openstack", "command", "postgresql")
@@ -62,3 +62,30 @@ def test_engine_reads_secret_config_and_reaches_the_resources(pulumi_cli: Pulumi
     assert result.returncode == 0, output
     for component in ("glance:database:GlanceDatabase", "glance:identity:GlanceIdentity", "glance:node:GlanceNode"):
         assert component in output
+
+
+def test_lab_stack_config_round_trips_through_the_cli(pulumi_cli: PulumiCli, tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n" + secrets.token_urlsafe(60) + "\n-----END-----\n")
+    connection = {
+        "ssh": {"private_key_path": str(key)},
+        "mysql": {"admin_user": "labadmin", "admin_password": secrets.token_urlsafe(12)},
+        "postgresql": {"admin_user": "postgres", "admin_password": "p", "hba_path": "/etc/pg_hba.conf"},
+        "keystone": {
+            "auth_url": "http://127.0.0.1:5000/v3",
+            "admin_user": "admin",
+            "admin_password": secrets.token_urlsafe(12),
+            "admin_project": "admin",
+            "region": "RegionOne",
+        },
+    }
+    stack_file = write_stack("lab-mariadb", pulumi_cli, connection, tmp_path / "cirros.qcow2")
+    shown = json.loads(pulumi_cli.run("config", "--show-secrets", "--json", "--stack", "lab-mariadb").stdout)
+    # The CLI drops the final newline of a value read from stdin; SSH key parsing does not need it.
+    assert shown["glance:sshPrivateKey"] == {"value": key.read_text().rstrip("\n"), "secret": True}
+    assert shown["glance:dbAdminPassword"] == {"value": connection["mysql"]["admin_password"], "secret": True}
+    assert shown["glance:keystoneAdminPassword"]["secret"] is True
+    assert shown["glance:sshPort"]["value"] == "2222" and shown["glance:protectData"]["value"] == "false"
+    assert json.loads(shown["glance:memcachedServers"]["value"]) == ["127.0.0.1:11211"]
+    text = stack_file.read_text()
+    assert connection["mysql"]["admin_password"] not in text and "OPENSSH" not in text
