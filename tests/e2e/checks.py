@@ -1,7 +1,7 @@
 """What a Glance deployment on the lab must look like, checked from outside Pulumi.
 
 Shared by both end-to-end suites: the real engine (test_lab_stacks) and the program's
-declared resources applied by the test executor (test_lab_applied).
+declared resources applied by the stand-in executor (test_lab_applied).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from urllib.parse import unquote, urlsplit
 
 from lab.controller import Lab
 from lab.stacks import LAB_STACKS, lab_image_file
-from tests.e2e import cloud
+from standin import keystone
+from standin.executor import GLANCE_URL as GLANCE_URL
 
-GLANCE_URL = "http://127.0.0.1:9292"
 API_CONF = "/etc/glance/glance-api.conf"
 UNIT = "glance-api.service"
 GLANCE_TABLES = {"images", "image_locations", "image_properties", "alembic_version"}
@@ -44,9 +44,11 @@ class Target:
     def ssh(self, command: str, check: bool = True) -> str:
         return self.lab.ssh(command, check=check).stdout
 
-    def admin(self) -> cloud.Session:
-        keystone = self.lab.connection["keystone"]
-        return cloud.login(keystone["auth_url"], keystone["admin_user"], keystone["admin_password"], "admin")
+    def admin(self) -> keystone.Session:
+        credentials = self.lab.connection["keystone"]
+        return keystone.login(
+            credentials["auth_url"], credentials["admin_user"], credentials["admin_password"], "admin"
+        )
 
     def sql(self, query: str) -> str:
         """Run a query as the database superuser inside the controller (SQL on stdin)."""
@@ -112,7 +114,7 @@ def assert_glance_user_authenticates(target: Target) -> None:
     target.secrets["glance db password"] = unquote(urlsplit(conf["database"]["connection"]).password or "")
     if conf.has_section("oslo_limit"):
         target.secrets["limits password"] = conf["oslo_limit"]["password"].replace("$$", "$")
-    session = cloud.login(target.lab.connection["keystone"]["auth_url"], "glance", password, "service")
+    session = keystone.login(target.lab.connection["keystone"]["auth_url"], "glance", password, "service")
     assert isinstance(session.get(f"{GLANCE_URL}/v2/images")["images"], list)
 
 

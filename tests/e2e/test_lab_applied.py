@@ -1,4 +1,4 @@
-"""The program's declared resources applied to the lab for real (see applier.py for why).
+"""The program's declared resources applied to the lab for real by the stand-in executor.
 
 Per lab stack, in order: apply from nothing; verify from outside; re-run every remote
 command (they must converge); change one Glance option and apply only what the program's
@@ -12,20 +12,19 @@ from typing import Any
 
 import pytest
 
-from components.settings import SECRET_KEYS
 from lab.controller import Lab
 from lab.stacks import LAB_STACKS, lab_image_file, plain_config, secret_config
+from standin.executor import Applied, LabExecutor
+from standin.program import Deployment, run_program
 from tests.e2e import checks
-from tests.e2e.applier import Applied, LabApplier
 from tests.e2e.conftest import Timer
-from tests.unit.harness import Deployment, run_program
 
 
 class AppliedStack:
     def __init__(self, target: checks.Target) -> None:
         self.target = target
         self.overrides: dict[str, Any] = {}
-        self.applier: LabApplier | None = None
+        self.executor: LabExecutor | None = None
         self.declared = Deployment()
 
     def config(self) -> dict[str, Any]:
@@ -34,18 +33,18 @@ class AppliedStack:
         everything = {**plain, **secret_config(self.target.stack, connection), **self.overrides}
         return {key.removeprefix("glance:"): value for key, value in everything.items()}
 
-    def apply(self) -> LabApplier:
-        previous: list[Applied] = self.applier.applied if self.applier else []
-        applier = LabApplier(self.target, previous)
+    def apply(self) -> LabExecutor:
+        previous: list[Applied] = self.executor.applied if self.executor else []
+        executor = LabExecutor(self.target.lab, previous)
         self.declared = Deployment()
-        run_program(self.config(), frozenset(SECRET_KEYS), self.declared, applier)
-        self.applier = applier
-        return applier
+        run_program(self.config(), executor, self.declared)
+        self.executor = executor
+        return executor
 
     def destroy(self) -> None:
-        if self.applier is not None:
-            self.applier.destroy()
-            self.applier = None
+        if self.executor is not None:
+            self.executor.destroy()
+            self.executor = None
 
 
 @pytest.fixture(scope="class", params=sorted(LAB_STACKS))
@@ -59,8 +58,8 @@ def stack(request: pytest.FixtureRequest, lab_host: Lab) -> Iterator[AppliedStac
 class TestAppliedLabStack:
     def test_apply_from_nothing(self, stack: AppliedStack) -> None:
         with Timer(f"applied {stack.target.stack}: create"), checks.ArgvWatcher(stack.target):
-            applier = stack.apply()
-        assert set(applier.operations.values()) == {"create", "same"}
+            executor = stack.apply()
+        assert set(executor.operations.values()) == {"create", "same"}
         checks.assert_units_and_config_ownership(stack.target)
 
     def test_glance_user_authenticates_through_keystone(self, stack: AppliedStack) -> None:
@@ -82,12 +81,12 @@ class TestAppliedLabStack:
             checks.assert_no_limits(stack.target)
 
     def test_every_remote_command_converges_when_run_again(self, stack: AppliedStack) -> None:
-        assert stack.applier is not None
+        assert stack.executor is not None
         started = checks.unit_started_at(stack.target)
         with Timer(f"applied {stack.target.stack}: re-run every command"), checks.ArgvWatcher(stack.target):
-            for resource in list(stack.applier.applied):
+            for resource in list(stack.executor.applied):
                 if resource.type == "command:remote:Command":
-                    stack.applier.run_command(
+                    stack.executor.run_command(
                         resource.type, resource.name, resource.inputs["create"], resource.inputs.get("stdin")
                     )
         checks.assert_units_and_config_ownership(stack.target)
@@ -95,15 +94,15 @@ class TestAppliedLabStack:
         assert checks.unit_started_at(stack.target) != started  # the restart step did restart
 
     def test_second_apply_changes_nothing(self, stack: AppliedStack) -> None:
-        applier = stack.apply()
-        assert set(applier.operations.values()) == {"same"}
+        executor = stack.apply()
+        assert set(executor.operations.values()) == {"same"}
 
     def test_option_change_touches_only_config_and_restart(self, stack: AppliedStack) -> None:
         started = checks.unit_started_at(stack.target)
         stack.overrides["glance:debug"] = True
         with Timer(f"applied {stack.target.stack}: update one option"), checks.ArgvWatcher(stack.target):
-            applier = stack.apply()
-        changed = {name: op for name, op in applier.operations.items() if op != "same"}
+            executor = stack.apply()
+        changed = {name: op for name, op in executor.operations.items() if op != "same"}
         assert changed == {
             "glance-config-glance-api": "update",
             "glance-ownership": "replace",
@@ -116,14 +115,14 @@ class TestAppliedLabStack:
         assert image["status"] == "active"
 
     def test_no_secret_in_command_lines_output_or_controller_argv(self, stack: AppliedStack) -> None:
-        assert stack.applier is not None
+        assert stack.executor is not None
         declared = "\n".join(
             str(r.inputs.get(field, ""))
             for r in stack.declared.registrations
             if r.type.startswith("command:")
             for field in ("create", "update", "delete")
         )
-        output = "\n".join(stack.applier.command_output)
+        output = "\n".join(stack.executor.command_output)
         checks.assert_no_secret_in(stack.target, {"command lines": declared, "command output": output})
 
     def test_destroy_leaves_nothing(self, stack: AppliedStack) -> None:

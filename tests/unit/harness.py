@@ -1,29 +1,18 @@
-"""Run the real program under Pulumi's mocks and record every registration request.
-
-The recording keeps what the mocks API hides: parents, dependencies, protect,
-additional_secret_outputs and which input properties travel as secrets.
-"""
+"""The unit tests' view of the program: test secrets, mocked resources, the stack files."""
 
 from __future__ import annotations
 
-import json
-import runpy
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
-from google.protobuf import struct_pb2
-from pulumi.runtime import mocks, rpc, settings
 
-from components.settings import SECRET_KEYS
+from standin import program
+from standin.program import ROOT, SECRET_SIG, SECRET_VALUE, Deployment, Registration, plain
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ROOT", "SECRET_SIG", "SECRET_VALUE", "Deployment", "Registration", "plain"]
+
 STACKS = ROOT / "stacks"
-SECRET_SIG = rpc._special_sig_key
-SECRET_VALUE = rpc._special_secret_sig
 
 TEST_SECRETS = {
     "sshPrivateKey": "-----TEST SSH KEY-----",
@@ -32,59 +21,6 @@ TEST_SECRETS = {
 }
 # What the mocked RandomPassword returns: characters that need quoting everywhere.
 GENERATED_PASSWORD = "gen$pw@x:y/z%"
-
-
-@dataclass
-class Registration:
-    type: str
-    name: str
-    urn: str
-    parent: str
-    custom: bool
-    inputs: dict[str, Any]
-    secret_inputs: set[str]
-    dependencies: list[str]
-    protect: bool
-    additional_secret_outputs: list[str]
-    provider: str
-
-
-@dataclass
-class Deployment:
-    registrations: list[Registration] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    def of_type(self, type_: str) -> list[Registration]:
-        return [r for r in self.registrations if r.type == type_]
-
-    def named(self, name: str) -> Registration:
-        matches = [r for r in self.registrations if r.name == name]
-        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
-        return matches[0]
-
-    def depends_on(self, name: str, other: str) -> bool:
-        """True when `name` waits for `other` (directly, or through the components it depends on)."""
-        target = self.named(other).urn
-        seen: set[str] = set()
-        pending = list(self.named(name).dependencies)
-        by_urn = {r.urn: r for r in self.registrations}
-        while pending:
-            urn = pending.pop()
-            if urn == target:
-                return True
-            if urn in seen or urn not in by_urn:
-                continue
-            seen.add(urn)
-            pending.extend(by_urn[urn].dependencies)
-        return False
-
-
-def _secret_fields(struct: struct_pb2.Struct) -> set[str]:
-    def is_secret(value: struct_pb2.Value) -> bool:
-        fields = value.struct_value.fields if value.HasField("struct_value") else {}
-        return SECRET_SIG in fields and fields[SECRET_SIG].string_value == SECRET_VALUE
-
-    return {key for key, value in struct.fields.items() if is_secret(value)}
 
 
 class GlanceMocks(pulumi.runtime.Mocks):
@@ -105,43 +41,6 @@ class GlanceMocks(pulumi.runtime.Mocks):
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
-class RecordingMonitor(mocks.MockMonitor):
-    def __init__(self, glance_mocks: pulumi.runtime.Mocks, deployment: Deployment) -> None:
-        super().__init__(glance_mocks)
-        self.deployment = deployment
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type != "pulumi:pulumi:Stack":
-            self.deployment.registrations.append(
-                Registration(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    parent=request.parent,
-                    custom=request.custom,
-                    inputs=rpc.deserialize_properties(request.object),
-                    secret_inputs=_secret_fields(request.object),
-                    dependencies=list(request.dependencies),
-                    protect=request.protect,
-                    additional_secret_outputs=list(request.additionalSecretOutputs),
-                    provider=request.provider,
-                )
-            )
-        return response
-
-
-def plain(value: Any) -> Any:
-    """An input as the program set it, with the secret wrappers removed (recursively)."""
-    if isinstance(value, dict):
-        if value.get(SECRET_SIG) == SECRET_VALUE:
-            return plain(value["value"])
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def stack_names() -> list[str]:
     return sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in STACKS.glob("Pulumi.*.yaml"))
 
@@ -157,55 +56,9 @@ def stack_config(stack: str) -> dict[str, Any]:
     return {**project_defaults(), **{key.removeprefix("glance:"): value for key, value in document["config"].items()}}
 
 
-def run_program(
-    config: Mapping[str, Any],
-    secret_keys: frozenset[str] | None = None,
-    deployment: Deployment | None = None,
-    resource_mocks: pulumi.runtime.Mocks | None = None,
-) -> Deployment:
-    """Run __main__.py once with `config` (keys without namespace) under fresh mocks."""
-    deployment = Deployment() if deployment is None else deployment
-    glance_mocks = resource_mocks or GlanceMocks()
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(
-        glance_mocks,
-        project="glance",
-        stack="test",
-        preview=False,
-        monitor=RecordingMonitor(glance_mocks, deployment),
-    )
-    raw = {f"glance:{key}": _config_text(value) for key, value in config.items()}
-    secrets = SECRET_KEYS & config.keys() if secret_keys is None else secret_keys
-    pulumi.runtime.set_all_config(raw, [f"glance:{key}" for key in secrets])
-
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> pulumi.Output[None]:
-        original_export = pulumi.export
-
-        def record_export(name: str, value: Any) -> None:
-            exports[name] = value
-
-        pulumi.export = record_export
-        try:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        finally:
-            pulumi.export = original_export
-        return pulumi.Output.all(**exports).apply(deployment.outputs.update)
-
-    program()
-    return deployment
+def run_program(config: dict[str, Any], deployment: Deployment | None = None) -> Deployment:
+    return program.run_program(config, GlanceMocks(), deployment)
 
 
 def run_stack(stack: str, **overrides: Any) -> Deployment:
     return run_program({**stack_config(stack), **TEST_SECRETS, **overrides})
-
-
-def _config_text(value: Any) -> str:
-    """Pulumi hands the program every value as text, structured ones as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value)

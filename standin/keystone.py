@@ -1,4 +1,4 @@
-"""Just enough Keystone and Glance API, from the host, to check a deployment from outside Pulumi."""
+"""Just enough of the Keystone and Glance APIs, spoken from the host."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""Applies the program's declared resources to the lab, for real, without provider plugins.
+"""Applies the program's declared resources to the lab controller as they are registered.
 
-The Go module proxy here refuses the provider plugins' modules (issue 3), so the real
-engine cannot load pulumi-openstack/-mysql/-postgresql/-command. This executor stands in
-for the plugins only: the real program runs under `pulumi.runtime.set_mocks`, and each
-resource it registers is created on the lab as it is registered (so in the engine's
-dependency order) with the inputs the program gave it: remote commands run over SSH with
-their standard input, Keystone objects through the Keystone API, database objects as SQL,
-the image through the Glance API. Deleting walks the creations backwards.
+Registration happens in the engine's dependency order, so each resource is created once
+what it depends on exists, with the inputs the program gave it: remote commands over SSH
+with their standard input, Keystone objects through the Keystone API, database objects as
+SQL run by the database superuser on the controller, the image through the Glance API.
+Deleting walks the creations backwards.
 
 Pulumi-command semantics are kept: a changed command re-runs `create`, a changed trigger
 replaces it (create the new, then delete the old). Any other change is refused loudly.
@@ -25,9 +23,11 @@ from typing import Any
 
 import pulumi
 
-from tests.e2e import cloud
-from tests.e2e.checks import GLANCE_URL, Target
-from tests.unit.harness import ROOT, plain
+from lab.controller import Lab
+from standin import keystone
+from standin.program import ROOT, plain
+
+GLANCE_URL = "http://127.0.0.1:9292"
 
 RANDOM_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -45,15 +45,15 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-class LabApplier(pulumi.runtime.Mocks):
-    def __init__(self, target: Target, previous: list[Applied] | None = None) -> None:
-        self.target = target
+class LabExecutor(pulumi.runtime.Mocks):
+    def __init__(self, lab: Lab, previous: list[Applied] | None = None) -> None:
+        self.lab = lab
         self.previous = {(a.type, a.name): a for a in previous or []}
         self.applied: list[Applied] = []
         self.operations: dict[str, str] = {}  # resource name -> create/update/replace/same
         self.command_output: list[str] = []
         self._lock = threading.Lock()
-        self._admin: cloud.Session | None = None
+        self._admin: keystone.Session | None = None
 
     # ---- the mocks interface ---------------------------------------------------------------
 
@@ -70,7 +70,7 @@ class LabApplier(pulumi.runtime.Mocks):
         return self._record(Applied(args.typ, args.name, resource_id, inputs, {**inputs, **outputs}), "create")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        keystone = self.target.lab.connection["keystone"]["auth_url"]
+        keystone = self.lab.connection["keystone"]["auth_url"]
         if args.token == "openstack:identity/getProject:getProject":
             found = self.admin().get(f"{keystone}/projects?name={args.args['name']}")["projects"]
         elif args.token == "openstack:identity/getRole:getRole":
@@ -89,9 +89,12 @@ class LabApplier(pulumi.runtime.Mocks):
                 self.operations[applied.name] = operation
         return applied.id, applied.state
 
-    def admin(self) -> cloud.Session:
+    def admin(self) -> keystone.Session:
         if self._admin is None:
-            self._admin = self.target.admin()
+            credentials = self.lab.connection["keystone"]
+            self._admin = keystone.login(
+                credentials["auth_url"], credentials["admin_user"], credentials["admin_password"], "admin"
+            )
         return self._admin
 
     def destroy(self) -> None:
@@ -138,7 +141,7 @@ class LabApplier(pulumi.runtime.Mocks):
         }
 
     def _deleters(self) -> dict[str, Callable[[Applied], None]]:
-        keystone = self.target.lab.connection["keystone"]["auth_url"]
+        keystone = self.lab.connection["keystone"]["auth_url"]
 
         def keystone_delete(path: str) -> Callable[[Applied], None]:
             return lambda a: self._expect(self.admin().send("DELETE", f"{keystone}/{path}/{a.id}"), 204, 404)
@@ -179,7 +182,7 @@ class LabApplier(pulumi.runtime.Mocks):
 
     def run_command(self, type_: str, name: str, script: str, stdin: str | None) -> str:
         if type_ == "command:remote:Command":
-            result = self.target.lab.ssh(script, input=stdin or "", check=False)
+            result = self.lab.ssh(script, input=stdin or "", check=False)
         else:
             result = subprocess.run(
                 ["/bin/sh", "-c", script], input=stdin or "", capture_output=True, text=True, cwd=ROOT, timeout=600
@@ -197,10 +200,10 @@ class LabApplier(pulumi.runtime.Mocks):
             self.run_command(applied.type, applied.name, applied.inputs["delete"], applied.inputs.get("stdin"))
 
     def _mysql(self, sql: str) -> None:
-        self.target.lab.ssh("mysql", input=sql)
+        self.lab.ssh("mysql", input=sql)
 
     def _pg(self, sql: str) -> None:
-        self.target.lab.ssh("runuser -u postgres -- psql -v ON_ERROR_STOP=1", input=sql)
+        self.lab.ssh("runuser -u postgres -- psql -v ON_ERROR_STOP=1", input=sql)
 
     @staticmethod
     def _mysql_account(inputs: dict[str, Any]) -> str:
@@ -235,7 +238,7 @@ class LabApplier(pulumi.runtime.Mocks):
         return name, {}
 
     def _keystone_create(self, collection: str, kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        keystone = self.target.lab.connection["keystone"]["auth_url"]
+        keystone = self.lab.connection["keystone"]["auth_url"]
         created = self._expect(self.admin().send("POST", f"{keystone}/{collection}", {kind: body}), 201)
         return str(created[kind]["id"]), {}
 
@@ -244,7 +247,7 @@ class LabApplier(pulumi.runtime.Mocks):
         return self._keystone_create("users", "user", {**body, "enabled": True})
 
     def _assignment_url(self, inputs: dict[str, Any]) -> str:
-        keystone = self.target.lab.connection["keystone"]["auth_url"]
+        keystone = self.lab.connection["keystone"]["auth_url"]
         return f"{keystone}/projects/{inputs['projectId']}/users/{inputs['userId']}/roles/{inputs['roleId']}"
 
     def _role_assignment(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -265,7 +268,7 @@ class LabApplier(pulumi.runtime.Mocks):
         return self._keystone_create("endpoints", "endpoint", body)
 
     def _registered_limit(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        keystone = self.target.lab.connection["keystone"]["auth_url"]
+        keystone = self.lab.connection["keystone"]["auth_url"]
         limit = {
             "service_id": inputs["serviceId"],
             "resource_name": inputs["resourceName"],

@@ -1,0 +1,161 @@
+"""Run the real program once under Pulumi's mocks, recording every registration request.
+
+The recording keeps what the mocks API hides: parents, dependencies, protect,
+additional_secret_outputs and which input properties travel as secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import struct_pb2
+from pulumi.runtime import mocks, rpc, settings
+
+from components.settings import SECRET_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET_SIG = rpc._special_sig_key
+SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_inputs: set[str]
+    dependencies: list[str]
+    protect: bool
+    additional_secret_outputs: list[str]
+    provider: str
+
+
+@dataclass
+class Deployment:
+    registrations: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        matches = [r for r in self.registrations if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
+        return matches[0]
+
+    def depends_on(self, name: str, other: str) -> bool:
+        """True when `name` waits for `other` (directly, or through the components it depends on)."""
+        target = self.named(other).urn
+        seen: set[str] = set()
+        pending = list(self.named(name).dependencies)
+        by_urn = {r.urn: r for r in self.registrations}
+        while pending:
+            urn = pending.pop()
+            if urn == target:
+                return True
+            if urn in seen or urn not in by_urn:
+                continue
+            seen.add(urn)
+            pending.extend(by_urn[urn].dependencies)
+        return False
+
+
+def _secret_fields(struct: struct_pb2.Struct) -> set[str]:
+    def is_secret(value: struct_pb2.Value) -> bool:
+        fields = value.struct_value.fields if value.HasField("struct_value") else {}
+        return SECRET_SIG in fields and fields[SECRET_SIG].string_value == SECRET_VALUE
+
+    return {key for key, value in struct.fields.items() if is_secret(value)}
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, resources: pulumi.runtime.Mocks, deployment: Deployment) -> None:
+        super().__init__(resources)
+        self.deployment = deployment
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.deployment.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=request.custom,
+                    inputs=rpc.deserialize_properties(request.object),
+                    secret_inputs=_secret_fields(request.object),
+                    dependencies=list(request.dependencies),
+                    protect=request.protect,
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    provider=request.provider,
+                )
+            )
+        return response
+
+
+def plain(value: Any) -> Any:
+    """An input as the program set it, with the secret wrappers removed (recursively)."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return plain(value["value"])
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def run_program(
+    config: Mapping[str, Any], resources: pulumi.runtime.Mocks, deployment: Deployment | None = None
+) -> Deployment:
+    """Run __main__.py once with `config` (keys without namespace; credentials count as set
+    with --secret), `resources` answering each registration."""
+    deployment = Deployment() if deployment is None else deployment
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(
+        resources,
+        project="glance",
+        stack="test",
+        preview=False,
+        monitor=RecordingMonitor(resources, deployment),
+    )
+    raw = {f"glance:{key}": _config_text(value) for key, value in config.items()}
+    secrets = SECRET_KEYS & config.keys()
+    pulumi.runtime.set_all_config(raw, [f"glance:{key}" for key in secrets])
+
+    exports: dict[str, Any] = {}
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> pulumi.Output[None]:
+        original_export = pulumi.export
+
+        def record_export(name: str, value: Any) -> None:
+            exports[name] = value
+
+        pulumi.export = record_export
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = original_export
+        return pulumi.Output.all(**exports).apply(deployment.outputs.update)
+
+    program()
+    return deployment
+
+
+def _config_text(value: Any) -> str:
+    """Pulumi hands the program every value as text, structured ones as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
