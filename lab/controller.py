@@ -14,7 +14,6 @@ paths.run_dir() so that `up` and `down` can be separate processes.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import json
 import os
 import shutil
@@ -24,14 +23,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import nspawn
+from . import locks, nspawn
 from .errors import LabError
 from .image import ensure_image, image_dir, read_secrets
 from .paths import (
@@ -42,7 +41,6 @@ from .paths import (
     PG_HBA_PATH,
     PORTS,
     REGION,
-    cache_root,
     run_dir,
 )
 
@@ -110,16 +108,9 @@ def read_connection() -> dict[str, Any]:
     return data
 
 
-@contextmanager
-def _run_lock() -> Iterator[None]:
+def _run_lock() -> AbstractContextManager[None]:
     """Serialise up/down between processes (a second `up` waits, then sees the first)."""
-    cache_root().mkdir(parents=True, exist_ok=True)
-    with open(cache_root() / "run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return locks.exclusive("run.lock")
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -13,7 +13,6 @@ place, so an `image-<hash>/` directory is always complete.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,11 +23,11 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from . import nspawn
+from . import locks, nspawn
 from .errors import LabError
 from .paths import MACHINE_NAME, cache_root
 
@@ -141,15 +140,8 @@ def host_mirror() -> str:
 # ---- the build -------------------------------------------------------------------------
 
 
-@contextmanager
-def build_lock() -> Iterator[None]:
-    cache_root().mkdir(parents=True, exist_ok=True)
-    with open(cache_root() / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def build_lock() -> AbstractContextManager[None]:
+    return locks.exclusive("build.lock")
 
 
 def ensure_image(log: Log = _stderr_log) -> Path:
