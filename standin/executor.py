@@ -85,16 +85,12 @@ class LabExecutor(pulumi.runtime.Mocks):
     def _record(self, applied: Applied, operation: str) -> tuple[str, dict[str, Any]]:
         with self._lock:
             self.applied.append(applied)
-            if applied.type != "pulumi:pulumi:Stack":
-                self.operations[applied.name] = operation
+            self.operations[applied.name] = operation
         return applied.id, applied.state
 
     def admin(self) -> keystone.Session:
         if self._admin is None:
-            credentials = self.lab.connection["keystone"]
-            self._admin = keystone.login(
-                credentials["auth_url"], credentials["admin_user"], credentials["admin_password"], "admin"
-            )
+            self._admin = keystone.admin_login(self.lab.connection)
         return self._admin
 
     def destroy(self) -> None:

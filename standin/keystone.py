@@ -55,3 +55,9 @@ def login(keystone_url: str, user: str, password: str, project: str, domain_id: 
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return Session(keystone_url, str(response.headers["X-Subject-Token"]))
+
+
+def admin_login(connection: dict[str, Any]) -> Session:
+    """A project-scoped admin session from the lab's connection settings."""
+    credentials = connection["keystone"]
+    return login(credentials["auth_url"], credentials["admin_user"], credentials["admin_password"], "admin")

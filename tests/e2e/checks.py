@@ -45,10 +45,7 @@ class Target:
         return self.lab.ssh(command, check=check).stdout
 
     def admin(self) -> keystone.Session:
-        credentials = self.lab.connection["keystone"]
-        return keystone.login(
-            credentials["auth_url"], credentials["admin_user"], credentials["admin_password"], "admin"
-        )
+        return keystone.admin_login(self.lab.connection)
 
     def sql(self, query: str) -> str:
         """Run a query as the database superuser inside the controller (SQL on stdin)."""
