@@ -64,7 +64,7 @@ node = GlanceNode(
 )
 image = CirrosImage(
     name,
-    ImageArgs(settings=settings.image, region=settings.keystone.region, provider=provider.keystone, ready=node.ready),
+    ImageArgs(settings=settings.image, keystone=settings.keystone, ready=node.ready),
 )
 
 pulumi.export("profile", settings.profile.name)

@@ -3,6 +3,11 @@
 Created only once the node's readiness gate has passed, from the configured URL
 (downloaded by the machine running Pulumi, as the guide's curl step does) or a
 local file.
+
+The image has an OpenStack provider of its own, configured only after the gate: a
+provider takes its token, and with it the service catalog, when it first authenticates,
+and the shared one did so before the image endpoints existed, so on a fresh cloud its
+catalog would have no image service to upload to.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_openstack as openstack
 
-from components.settings import ImageSettings
+from components.providers import keystone_provider
+from components.settings import ImageSettings, KeystoneSettings
 
 
 @dataclass(frozen=True)
 class ImageArgs:
     settings: ImageSettings
-    region: str
-    provider: openstack.Provider
+    keystone: KeystoneSettings
+    # The node's readiness gate: Glance answers and its endpoints are in the catalog.
     ready: pulumi.Resource
 
 
@@ -28,6 +34,9 @@ class CirrosImage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("glance:image:CirrosImage", name, None, opts)
+        provider = keystone_provider(
+            f"{name}-image-provider", args.keystone, pulumi.ResourceOptions(parent=self, depends_on=[args.ready])
+        )
         image = openstack.images.Image(
             f"{name}-image",
             name=args.settings.name,
@@ -36,8 +45,8 @@ class CirrosImage(pulumi.ComponentResource):
             visibility="public",
             image_source_url=args.settings.source_url,
             local_file_path=args.settings.local_path,
-            region=args.region,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.ready]),
+            region=args.keystone.region,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[args.ready]),
         )
         self.id = image.id
         self.register_outputs({"id": self.id})

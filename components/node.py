@@ -136,6 +136,9 @@ class GlanceNode(pulumi.ComponentResource):
             delete=delete,
             stdin=stdin,
             triggers=list(triggers) if triggers else None,
+            # The provider would otherwise send the last stdout back as an environment
+            # variable, which sshd refuses with a warning on every update.
+            add_previous_output_in_env=False,
             logging=remote.Logging.NONE if secret_outputs else None,
             opts=pulumi.ResourceOptions(
                 parent=self,

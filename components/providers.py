@@ -18,9 +18,11 @@ class Providers:
     database: mysql.Provider | postgresql.Provider
 
 
-def keystone_provider(name: str, keystone: KeystoneSettings) -> openstack.Provider:
+def keystone_provider(
+    name: str, keystone: KeystoneSettings, opts: pulumi.ResourceOptions | None = None
+) -> openstack.Provider:
     return openstack.Provider(
-        f"{name}-keystone",
+        name,
         auth_url=keystone.api_url,
         user_name=keystone.admin_user,
         password=pulumi.Output.secret(keystone.admin_password.get_secret_value()),
@@ -28,6 +30,7 @@ def keystone_provider(name: str, keystone: KeystoneSettings) -> openstack.Provid
         user_domain_id=keystone.domain_id,
         project_domain_id=keystone.domain_id,
         region=keystone.region,
+        opts=opts,
     )
 
 
@@ -50,4 +53,6 @@ def database_provider(name: str, database: DatabaseSettings) -> mysql.Provider |
 
 
 def providers(name: str, keystone: KeystoneSettings, database: DatabaseSettings) -> Providers:
-    return Providers(keystone=keystone_provider(name, keystone), database=database_provider(name, database))
+    return Providers(
+        keystone=keystone_provider(f"{name}-keystone", keystone), database=database_provider(name, database)
+    )

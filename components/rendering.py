@@ -127,10 +127,16 @@ def render_ini(sections: Sections) -> str:
 
 
 def _oslo_escape(value: str) -> str:
-    # oslo.config substitutes $name references; a literal dollar is written as $$.
+    """The text that oslo.config reads back as exactly `value`."""
     if "\n" in value:
         raise ValueError("config values cannot span lines")
-    return value.replace("$", "$$")
+    # oslo.config substitutes $name references; a literal dollar is written as $$.
+    escaped = value.replace("$", "$$")
+    # Its parser strips surrounding white space and then one pair of matching quotes:
+    # such a value is wrapped in a pair of quotes of its own, which is what gets stripped.
+    if escaped != escaped.strip() or (escaped[:1] in ("'", '"') and escaped[0] == escaped[-1]):
+        return f'"{escaped}"'
+    return escaped
 
 
 def _overlay(sections: Sections, extra: Mapping[str, Mapping[str, str]]) -> Sections:

@@ -114,6 +114,24 @@ def remove_image_api_version(files: Iterable[str]) -> str:
     )
 
 
+def mysql_as_admin(admin_user: str, sql: str | None = None) -> str:
+    """Run SQL as the database administrator with the host's mysql client.
+
+    Standard input starts with the administrator's password on a line of its own. The
+    client reads it from MYSQL_PWD, its environment (never argv, and no option-file quoting
+    to get right); the SQL is `sql` if given, else the rest of standard input.
+    """
+    client = f'"$client" {_words(["--user=" + admin_user, "--batch", "--skip-column-names"])}'
+    return _join(
+        STRICT,
+        "IFS= read -r MYSQL_PWD",
+        "export MYSQL_PWD",
+        # MariaDB 11 ships the client as `mariadb`; `mysql` is its compatibility name.
+        "client=$(command -v mariadb || command -v mysql)",
+        *((client,) if sql is None else (f"{client} <<'SQL'", sql.rstrip("\n"), "SQL")),
+    )
+
+
 def _hba_marker(hba: PgHba) -> str:
     return f"# glance-pulumi {hba.database}/{hba.user}"
 

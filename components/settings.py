@@ -217,7 +217,6 @@ class PgHba:
     address: str
     method: str
     unit: str
-    host: SshTarget
 
 
 @dataclass(frozen=True)
@@ -232,6 +231,8 @@ class DatabaseSettings:
     admin_port: int
     admin_user: str
     admin_password: SecretStr
+    # The database host over SSH: the MySQL account and the pg_hba line are made there.
+    ssh: SshTarget
     pg_hba: PgHba | None
 
 
@@ -405,13 +406,6 @@ def _database(config: StackConfig, profile: Profile, node: SshTarget) -> Databas
             address=config.pg_hba_address or _default_hba_address(config.controller_host),
             method=config.pg_hba_method,
             unit=profile.postgresql_unit,
-            host=SshTarget(
-                # The guides run the database on the controller: reach it like the API node.
-                host=config.db_ssh_host or (node.host if host == config.controller_host else host),
-                port=node.port,
-                user=node.user,
-                private_key=node.private_key,
-            ),
         )
     return DatabaseSettings(
         engine=engine,
@@ -424,6 +418,13 @@ def _database(config: StackConfig, profile: Profile, node: SshTarget) -> Databas
         admin_port=config.db_admin_port or config.db_port or default_port,
         admin_user=config.db_admin_user or ("postgres" if engine == "postgresql" else "root"),
         admin_password=config.db_admin_password,
+        ssh=SshTarget(
+            # The guides run the database on the controller: reach it like the API node.
+            host=config.db_ssh_host or (node.host if host == config.controller_host else host),
+            port=node.port,
+            user=node.user,
+            private_key=node.private_key,
+        ),
         pg_hba=pg_hba,
     )
 

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from lab.controller import Lab
 from lab.stacks import LAB_STACKS, lab_image_file
-from standin import keystone
-from standin.executor import GLANCE_URL as GLANCE_URL
+from tests.standin import keystone
+from tests.standin.executor import GLANCE_URL as GLANCE_URL
 
 API_CONF = "/etc/glance/glance-api.conf"
 UNIT = "glance-api.service"

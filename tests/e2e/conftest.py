@@ -56,8 +56,8 @@ def require_plugins() -> None:
     missing = json.loads((toolchain_dir() / "manifest.json").read_text()).get("missing", [])
     if missing:
         pytest.xfail(
-            f"blocked (issue 3): resource plugins {', '.join(missing)} are not in the toolchain; "
-            "the Go module proxy here refuses their modules"
+            f"the official resource plugins {', '.join(missing)} are not in the toolchain: this machine cannot "
+            "download them; install them with GLANCE_PULUMI_PLUGIN_DIR (see the README)"
         )
 
 

@@ -1,7 +1,7 @@
 """The real Pulumi engine and Python language host running this program (no lab needed).
 
 Config validation happens before any resource is registered, so the engine can show it
-even while the provider plugins are missing from the toolchain (issue 3).
+even while the official provider plugins are missing from the toolchain.
 """
 
 from __future__ import annotations

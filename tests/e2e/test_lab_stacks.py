@@ -2,7 +2,7 @@
 
 The tests of one stack run in order on one deployment (class-scoped), and each stack
 ends destroyed, so the next one starts from a controller that destroy left clean.
-While the toolchain lacks the provider plugins (issue 3) these are expected failures.
+While the toolchain lacks the official provider plugins these are expected failures naming them.
 """
 
 from __future__ import annotations

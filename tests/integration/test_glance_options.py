@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import string
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,42 @@ def test_liberty_files_use_names_glance_still_knows(path: str, tmp_path: Path) -
         line.split("Deprecated opt ")[1].split()[0] for line in result.stderr.splitlines() if "Deprecated opt" in line
     }
     assert deprecated == {"keystone_authtoken/auth_uri", "keystone_authtoken/auth_plugin"}
+
+
+# Every printable ASCII punctuation character and a space, placed where parsers bite most: at
+# both ends (quotes, white space), and beside '$', '%', '@', ':' and '/'.
+HOSTILE_PASSWORDS = {
+    "db": ' "' + "".join(reversed(string.punctuation)) + ' x"',
+    "glance": "'" + string.punctuation + " '",
+    "limits": " $glance_password %(x)s ${a} \\ ",
+}
+
+
+def test_every_printable_password_reads_back_exactly_through_oslo_config(tmp_path: Path) -> None:
+    """Glance reads its config with oslo.config and connects with SQLAlchemy: both, for real."""
+    secrets = ResolvedSecrets(
+        HOSTILE_PASSWORDS["db"], HOSTILE_PASSWORDS["glance"], HOSTILE_PASSWORDS["limits"], "0123456789abcdef"
+    )
+    for variant in ("rhel", "debian"):
+        conf = tmp_path / f"{variant}.conf"
+        conf.write_text(config_files(settings_for(variant), secrets)["/etc/glance/glance-api.conf"])
+        program = (
+            "import json, sys\n"
+            "from oslo_config import cfg\n"
+            "from sqlalchemy.engine import make_url\n"
+            "conf = cfg.ConfigOpts()\n"
+            "conf.register_opt(cfg.StrOpt('connection'), group='database')\n"
+            "conf.register_opt(cfg.StrOpt('password'), group='keystone_authtoken')\n"
+            "conf.register_opt(cfg.StrOpt('password'), group='oslo_limit')\n"
+            "conf(['--config-file', sys.argv[1]], project='glance')\n"
+            "print(json.dumps({'db': make_url(conf.database.connection).password,\n"
+            "                  'glance': conf.keystone_authtoken.password,\n"
+            "                  'limits': conf.oslo_limit.password}))\n"
+        )
+        result = subprocess.run(
+            [DEBIAN_PYTHON, "-c", program, str(conf)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        read_back = json.loads(result.stdout)
+        expected = dict(HOSTILE_PASSWORDS) if variant == "rhel" else {**HOSTILE_PASSWORDS, "limits": None}
+        assert read_back == expected, variant

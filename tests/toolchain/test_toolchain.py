@@ -75,8 +75,8 @@ def require_plugins(directory: Path, *names: str) -> None:
     if not missing:
         return
     reason = (
-        f"plugins {', '.join(missing)} are not in the toolchain: scripts/pulumi-toolchain could not build them "
-        f"(see its manifest.json and build log)"
+        f"the official plugins {', '.join(missing)} are not in the toolchain: this machine cannot download "
+        "them; install them with GLANCE_PULUMI_PLUGIN_DIR (see the README)"
     )
     if ALLOW_MISSING:
         pytest.xfail(reason)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pulumi
 import yaml
 
-from standin import program
-from standin.program import ROOT, SECRET_SIG, SECRET_VALUE, Deployment, Registration, plain
+from tests.standin import program
+from tests.standin.program import ROOT, SECRET_SIG, SECRET_VALUE, Deployment, Registration, plain
 
 __all__ = ["ROOT", "SECRET_SIG", "SECRET_VALUE", "Deployment", "Registration", "plain"]
 
@@ -21,6 +22,8 @@ TEST_SECRETS = {
 }
 # What the mocked RandomPassword returns: characters that need quoting everywhere.
 GENERATED_PASSWORD = "gen$pw@x:y/z%"
+# What the mocked RandomBytes returns: the SCRAM salt.
+GENERATED_SALT = bytes(range(16))
 
 
 class GlanceMocks(pulumi.runtime.Mocks):
@@ -28,6 +31,8 @@ class GlanceMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = GENERATED_PASSWORD
+        if args.typ == "random:index/randomBytes:RandomBytes":
+            state["base64"] = base64.b64encode(GENERATED_SALT).decode()
         if args.typ.startswith("command:"):
             state.setdefault("stdout", "")
             state.setdefault("stderr", "")

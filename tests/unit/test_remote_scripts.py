@@ -8,12 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from components import scripts
 from components.profiles import DEBIAN
 from components.remote import script_source
-from components.settings import PgHba, SshTarget
+from components.settings import PgHba
 from tests.unit.fake_services import FakeCloud, serve
 
 DEBIAN_PG_HBA = """\
@@ -55,7 +54,6 @@ def hba(path: Path) -> PgHba:
         address="127.0.0.1/32",
         method="md5",
         unit="postgresql.service",
-        host=SshTarget("db", 22, "root", SecretStr("k")),
     )
 
 

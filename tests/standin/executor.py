@@ -12,6 +12,7 @@ replaces it (create the new, then delete the old). Any other change is refused l
 
 from __future__ import annotations
 
+import base64
 import secrets
 import subprocess
 import threading
@@ -24,8 +25,8 @@ from typing import Any
 import pulumi
 
 from lab.controller import Lab
-from standin import keystone
-from standin.program import ROOT, plain
+from tests.standin import keystone
+from tests.standin.program import ROOT, plain
 
 GLANCE_URL = "http://127.0.0.1:9292"
 
@@ -41,8 +42,9 @@ class Applied:
     state: dict[str, Any]
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+def _pg_text(value: str) -> str:
+    # standard_conforming_strings is on (PostgreSQL's default): only quotes are doubled.
+    return "'" + value.replace("'", "''") + "'"
 
 
 class LabExecutor(pulumi.runtime.Mocks):
@@ -120,11 +122,10 @@ class LabExecutor(pulumi.runtime.Mocks):
     def _creators(self) -> dict[str, Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]]]:
         return {
             "random:index/randomPassword:RandomPassword": self._random_password,
+            "random:index/randomBytes:RandomBytes": self._random_bytes,
             "command:remote:Command": lambda name, inputs: self._command("command:remote:Command", name, inputs),
             "command:local:Command": lambda name, inputs: self._command("command:local:Command", name, inputs),
             "mysql:index/database:Database": self._mysql_database,
-            "mysql:index/user:User": self._mysql_user,
-            "mysql:index/grant:Grant": self._mysql_grant,
             "postgresql:index/role:Role": self._pg_role,
             "postgresql:index/database:Database": self._pg_database,
             "postgresql:index/grant:Grant": self._pg_grant,
@@ -144,11 +145,10 @@ class LabExecutor(pulumi.runtime.Mocks):
 
         return {
             "random:index/randomPassword:RandomPassword": lambda a: None,
+            "random:index/randomBytes:RandomBytes": lambda a: None,
             "command:remote:Command": self._delete_command,
             "command:local:Command": self._delete_command,
             "mysql:index/database:Database": lambda a: self._mysql(f"DROP DATABASE IF EXISTS `{a.inputs['name']}`;"),
-            "mysql:index/user:User": lambda a: self._mysql(f"DROP USER IF EXISTS {self._mysql_account(a.inputs)};"),
-            "mysql:index/grant:Grant": lambda a: None,  # dropping the user takes its grants
             "postgresql:index/role:Role": lambda a: self._pg(f'DROP ROLE IF EXISTS "{a.inputs["name"]}";'),
             "postgresql:index/database:Database": lambda a: self._pg(
                 f'DROP DATABASE IF EXISTS "{a.inputs["name"]}" WITH (FORCE);'
@@ -176,6 +176,10 @@ class LabExecutor(pulumi.runtime.Mocks):
         alphabet = RANDOM_ALPHABET + inputs.get("overrideSpecial", "")
         return name, {"result": "".join(secrets.choice(alphabet) for _ in range(int(inputs["length"])))}
 
+    def _random_bytes(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        data = secrets.token_bytes(int(inputs["length"]))
+        return name, {"base64": base64.b64encode(data).decode(), "hex": data.hex()}
+
     def run_command(self, type_: str, name: str, script: str, stdin: str | None) -> str:
         if type_ == "command:remote:Command":
             result = self.lab.ssh(script, input=stdin or "", check=False)
@@ -201,27 +205,14 @@ class LabExecutor(pulumi.runtime.Mocks):
     def _pg(self, sql: str) -> None:
         self.lab.ssh("runuser -u postgres -- psql -v ON_ERROR_STOP=1", input=sql)
 
-    @staticmethod
-    def _mysql_account(inputs: dict[str, Any]) -> str:
-        return f"{_sql_text(inputs['user'])}@{_sql_text(inputs['host'])}"
-
     def _mysql_database(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        self._mysql(f"CREATE DATABASE `{inputs['name']}`;")
+        charset = f"CHARACTER SET {inputs['defaultCharacterSet']} COLLATE {inputs['defaultCollation']}"
+        self._mysql(f"CREATE DATABASE `{inputs['name']}` {charset};")
         return inputs["name"], {}
-
-    def _mysql_user(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        account = self._mysql_account(inputs)
-        self._mysql(f"CREATE USER {account} IDENTIFIED BY {_sql_text(inputs['plaintextPassword'])};")
-        return account, {}
-
-    def _mysql_grant(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        privileges = ", ".join(inputs["privileges"])
-        self._mysql(f"GRANT {privileges} ON `{inputs['database']}`.* TO {self._mysql_account(inputs)};")
-        return name, {}
 
     def _pg_role(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         login = "LOGIN" if inputs.get("login") else "NOLOGIN"
-        self._pg(f'CREATE ROLE "{inputs["name"]}" {login} PASSWORD {_sql_text(inputs["password"])};')
+        self._pg(f'CREATE ROLE "{inputs["name"]}" {login} PASSWORD {_pg_text(inputs["password"])};')
         return inputs["name"], {}
 
     def _pg_database(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -1,10 +1,10 @@
 """`scripts/quickstart`: deploy a lab stack onto the running lab controller.
 
 With every provider plugin in the toolchain this is plain `pulumi up` of the lab stack.
-While the Go module proxy refuses the plugins' modules, the engine cannot load them, so
-the program's declared resources are applied by the stand-in executor instead: the same
-program, settings, commands and config files, deployed for real, but without Pulumi
-state. Tear down with `python3 -m lab down`.
+On a machine that cannot get the official plugins, the engine cannot load them, so the
+program's declared resources are applied by the tests' stand-in executor instead, and
+it says so: the same program, settings, commands and config files, deployed for real,
+but without Pulumi state. Tear down with `python3 -m lab down`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from lab import controller
 from lab.stacks import LAB_STACKS, PulumiCli, lab_image_file, plain_config, secret_config, write_stack
-from standin.executor import GLANCE_URL, LabExecutor
-from standin.program import ROOT, run_program
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def missing_plugins() -> list[str]:
@@ -37,6 +37,10 @@ def with_engine(stack: str, fresh_lab: bool) -> int:
 
 
 def with_stand_in(stack: str, fresh_lab: bool) -> int:
+    # A test double, loaded only on this fallback path.
+    from tests.standin.executor import GLANCE_URL, LabExecutor
+    from tests.standin.program import run_program
+
     if not fresh_lab:
         # The stand-in keeps no state to converge from: start again on a pristine controller.
         controller.shutdown()
@@ -63,8 +67,9 @@ def main(argv: list[str]) -> int:
     if not missing:
         return with_engine(stack, fresh_lab)
     print(
-        f"note: the toolchain lacks the resource plugins {', '.join(missing)} (the Go module proxy here "
-        "refuses them), so the program's resources are applied by the stand-in executor instead of `pulumi up`",
+        f"note: the toolchain lacks the official resource plugins {', '.join(missing)} (install them with "
+        "GLANCE_PULUMI_PLUGIN_DIR, see the README), so the program's resources are applied by the tests' "
+        "stand-in executor instead of `pulumi up`",
         file=sys.stderr,
     )
     return with_stand_in(stack, fresh_lab)

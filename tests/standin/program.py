@@ -19,7 +19,7 @@ from pulumi.runtime import mocks, rpc, settings
 
 from components.settings import SECRET_KEYS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
 
