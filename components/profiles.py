@@ -119,11 +119,15 @@ DEBIAN = Profile(
     default_db_engine="mysql",
     packages=("glance-api",),
     db_driver_packages={"mysql": ("python3-pymysql",), "postgresql": ("python3-psycopg2",)},
-    # Try the cached package lists first: a controller without a mirror still installs
-    # from its local archive, and the lists are refreshed only when that fails.
+    # A deploy interrupted during the install leaves dpkg half done: finish that first (a
+    # no-op otherwise), and wait for the package lock rather than fail on it. Try the cached
+    # package lists first: a controller without a mirror still installs from its local
+    # archive, and the lists are refreshed only when that fails.
     install_commands=(
         "export DEBIAN_FRONTEND=noninteractive",
-        "apt-get install -y $packages || { apt-get update && apt-get install -y $packages; }",
+        "dpkg --configure -a",
+        "apt_get='apt-get -o DPkg::Lock::Timeout=300'",
+        "$$apt_get install -y $packages || { $$apt_get update && $$apt_get install -y $packages; }",
     ),
     # remove, not purge: conffiles we did not write (paste ini) stay for a re-install; the
     # driver packages stay too, since other services on the host may use them.

@@ -108,8 +108,15 @@ def secret_config(name: str, connection: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def write_stack(name: str, pulumi: PulumiCli, connection: Mapping[str, Any], image: Path) -> Path:
-    """Select (creating if needed) stack `name` and write its lab config; returns the file."""
+def write_stack(
+    name: str,
+    pulumi: PulumiCli,
+    connection: Mapping[str, Any],
+    image: Path,
+    secrets: Mapping[str, str] | None = None,
+) -> Path:
+    """Select (creating if needed) stack `name` and write its lab config, plus any further
+    `secrets` (key -> value, set with --secret); returns the file."""
     pulumi.run("stack", "select", "--create", "--secrets-provider", "passphrase", name)
     stack_file = pulumi.cwd / "stacks" / f"Pulumi.{name}.yaml"
     salt = re.search(r"^encryptionsalt:\s*(\S+)", stack_file.read_text(), re.MULTILINE)
@@ -117,6 +124,6 @@ def write_stack(name: str, pulumi: PulumiCli, connection: Mapping[str, Any], ima
     # JSON is YAML: a generated file needs no YAML library.
     document["config"] = plain_config(name, connection, image)
     stack_file.write_text(json.dumps(document, indent=2) + "\n")
-    for key, value in secret_config(name, connection).items():
+    for key, value in {**secret_config(name, connection), **(secrets or {})}.items():
         pulumi.run("config", "set", "--secret", "--stack", name, key, stdin=value)
     return stack_file

@@ -7,12 +7,14 @@ declared resources applied by the stand-in executor (test_lab_applied).
 from __future__ import annotations
 
 import configparser
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from lab.controller import Lab
+from lab.paths import LOOPBACK, PORTS
 from lab.stacks import LAB_STACKS, lab_image_file
 from tests.standin import keystone
 from tests.standin.executor import GLANCE_URL as GLANCE_URL
@@ -104,15 +106,51 @@ def assert_units_and_config_ownership(target: Target) -> None:
     assert target.ssh(f"stat -c '%U:%G %a' {API_CONF}").strip() == "root:glance 640"
 
 
+def oslo_value(text: str) -> str:
+    """A value as oslo.config reads it: one pair of matching quotes dropped, $$ a dollar."""
+    text = text.strip()
+    if text[:1] in ("'", '"') and text[0] == text[-1]:
+        text = text[1:-1]
+    return text.replace("$$", "$")
+
+
 def assert_glance_user_authenticates(target: Target) -> None:
+    """The glance user logs in with the password in glance-api.conf, and Glance answers it."""
     conf = api_conf(target)
-    password = conf["keystone_authtoken"]["password"].replace("$$", "$")
-    target.secrets["glance password"] = password
-    target.secrets["glance db password"] = unquote(urlsplit(conf["database"]["connection"]).password or "")
+    password = oslo_value(conf["keystone_authtoken"]["password"])
+    target.secrets.setdefault("glancePassword", password)
+    target.secrets.setdefault("dbPassword", unquote(urlsplit(conf["database"]["connection"]).password or ""))
     if conf.has_section("oslo_limit"):
-        target.secrets["limits password"] = conf["oslo_limit"]["password"].replace("$$", "$")
+        target.secrets.setdefault("limitsPassword", oslo_value(conf["oslo_limit"]["password"]))
     session = keystone.login(target.lab.connection["keystone"]["auth_url"], "glance", password, "service")
     assert isinstance(session.get(f"{GLANCE_URL}/v2/images")["images"], list)
+
+
+def assert_passwords_as_chosen(target: Target) -> None:
+    """Every operator-chosen password logs in where it belongs, exactly as typed."""
+    auth_url = target.lab.connection["keystone"]["auth_url"]
+    keystone.login(auth_url, "glance", target.secrets["glancePassword"], "service")
+    if target.limits_enabled:
+        keystone.login(auth_url, "service-oslo", target.secrets["limitsPassword"], None)
+    # The glance account over TCP, as Glance connects; the password on stdin, never in argv.
+    if target.engine == "mysql":
+        variable = "MYSQL_PWD"
+        client = f"mysql --protocol=TCP -h {LOOPBACK} -P {PORTS['mysql']} -u glance -N -e 'SELECT 1' glance"
+    else:
+        variable = "PGPASSWORD"
+        client = f"psql -h {LOOPBACK} -p {PORTS['postgresql']} -U glance -d glance -tAc 'SELECT 1'"
+    login = f"IFS= read -r {variable}; export {variable}; {client}"
+    result = target.lab.ssh(login, input=target.secrets["dbPassword"] + "\n", check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+
+
+def assert_still_deployed(target: Target) -> None:
+    """Nothing was removed: Glance serves the image, its database and store are there."""
+    assert_units_and_config_ownership(target)
+    assert_glance_tables(target)
+    image = target.admin().get(f"{GLANCE_URL}/v2/images/{target.image_id}")
+    assert image["status"] == "active"
+    assert target.lab.ssh(f"test -s /var/lib/glance/images/{target.image_id}", check=False).returncode == 0
 
 
 def assert_image_active_with_bytes_in_store(target: Target) -> None:
@@ -178,7 +216,9 @@ def assert_no_secret_in(target: Target, places: dict[str, str]) -> None:
     places = {**places, "controller argv": "\n".join(target.controller_argv)}
     for where, text in places.items():
         for what, value in target.known_secrets().items():
-            assert value and value not in text, f"{what} found in {where}"
+            # As typed, and as JSON would escape it (state and --json output are JSON).
+            for form in {value, json.dumps(value)[1:-1]}:
+                assert value and form not in text, f"{what} found in {where}"
 
 
 def assert_nothing_left(target: Target) -> None:

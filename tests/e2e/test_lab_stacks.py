@@ -1,13 +1,21 @@
-"""up / preview / update / destroy of each lab stack with the real Pulumi engine.
+"""up / preview / refresh / update / destroy of each lab stack with the real Pulumi engine.
 
 The tests of one stack run in order on one deployment (class-scoped), and each stack
 ends destroyed, so the next one starts from a controller that destroy left clean.
+Each stack deploys with operator-chosen passwords made of every printable ASCII
+punctuation character and a space; an interrupted first `up` (generated passwords)
+then shows that a re-run converges.
 While the toolchain lacks the official provider plugins these are expected failures naming them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import string
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,28 +26,61 @@ from lab.stacks import LAB_STACKS, PulumiCli, lab_image_file, write_stack
 from tests.e2e import checks
 from tests.e2e.conftest import Timer, require_plugins
 
+# Every printable ASCII punctuation character and a space in each, placed where parsers bite:
+# matching quotes and white space at the ends (oslo.config), backslashes (SQL), '%', '@', ':'
+# and '/' (URLs), '$' (oslo.config interpolation), quotes of every kind (shells).
+OPERATOR_PASSWORDS = {
+    "glance:dbPassword": '"db ' + string.punctuation + '"',
+    "glance:glancePassword": " gl" + string.punctuation[::-1] + " ",
+    "glance:limitsPassword": "$li " + string.punctuation + "\\",
+}
+# The steps a one-option change may touch: the file, its ownership, the restart, the gate.
+CONFIG_STEPS = {"glance-config-glance-api", "glance-ownership", "glance-restart", "glance-ready"}
+
+
+def operator_passwords(stack: str) -> dict[str, str]:
+    limits = "glance:keystoneLimits" in LAB_STACKS[stack]
+    return {key: value for key, value in OPERATOR_PASSWORDS.items() if limits or "limits" not in key}
+
 
 @dataclass
 class EngineStack:
     target: checks.Target
     pulumi: PulumiCli
-    outputs: list[str] = field(default_factory=list)  # stdout+stderr of every up/destroy
+    outputs: list[str] = field(default_factory=list)  # stdout+stderr of every engine run
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, expect_failure: bool = False) -> str:
         result = self.pulumi.run(*args, "--stack", self.target.stack, check=False)
-        assert result.returncode == 0, f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         self.outputs.append(result.stdout + result.stderr)
+        failed = result.returncode != 0
+        assert failed == expect_failure, f"pulumi {' '.join(args)} exited {result.returncode}:\n{self.outputs[-1]}"
         return result.stdout
+
+    def changed_steps(self) -> set[str]:
+        plan = json.loads(self.cli("preview", "--json"))
+        return {step["urn"].rsplit("::", 1)[-1] for step in plan.get("steps", []) if step["op"] not in ("same", "read")}
+
+    def set_config(self, key: str, value: str) -> None:
+        self.pulumi.run("config", "set", "--stack", self.target.stack, key, value)
+
+
+def engine_stack(stack: str, lab: Lab, pulumi: PulumiCli, secrets: dict[str, str]) -> Iterator[EngineStack]:
+    require_plugins()
+    write_stack(stack, pulumi, lab.connection, lab_image_file(), secrets)
+    target = checks.Target(stack, lab)
+    target.secrets.update({key.removeprefix("glance:"): value for key, value in secrets.items()})
+    yield EngineStack(target, pulumi)
+    # Whatever happened, leave nothing for the next stack.
+    pulumi.run("config", "set", "--stack", stack, "glance:protectData", "false", check=False)
+    pulumi.run("cancel", "--yes", "--stack", stack, check=False)
+    pulumi.run("up", "--yes", "--skip-preview", "--refresh", "--stack", stack, check=False)
+    pulumi.run("destroy", "--yes", "--skip-preview", "--stack", stack, check=False)
+    pulumi.run("stack", "rm", "--yes", "--force", stack, check=False)
 
 
 @pytest.fixture(scope="class", params=sorted(LAB_STACKS))
 def deployed(request: pytest.FixtureRequest, lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
-    require_plugins()
-    stack = request.param
-    write_stack(stack, pulumi_cli, lab_host.connection, lab_image_file())
-    yield EngineStack(checks.Target(stack, lab_host), pulumi_cli)
-    pulumi_cli.run("destroy", "--yes", "--skip-preview", "--stack", stack, check=False)
-    pulumi_cli.run("stack", "rm", "--yes", "--force", stack, check=False)
+    yield from engine_stack(request.param, lab_host, pulumi_cli, operator_passwords(request.param))
 
 
 @pytest.mark.e2e
@@ -51,6 +92,9 @@ class TestLabStackWithTheEngine:
 
     def test_glance_user_authenticates_through_keystone(self, deployed: EngineStack) -> None:
         checks.assert_glance_user_authenticates(deployed.target)
+
+    def test_operator_passwords_reach_every_service_exactly(self, deployed: EngineStack) -> None:
+        checks.assert_passwords_as_chosen(deployed.target)
 
     def test_image_is_active_with_its_bytes_in_the_store(self, deployed: EngineStack) -> None:
         checks.assert_image_active_with_bytes_in_store(deployed.target)
@@ -73,13 +117,16 @@ class TestLabStackWithTheEngine:
         with Timer(f"engine {deployed.target.stack}: up (no changes)"):
             deployed.cli("up", "--yes", "--expect-no-changes", "--skip-preview")
 
+    def test_refresh_of_a_converged_stack_changes_nothing(self, deployed: EngineStack) -> None:
+        with Timer(f"engine {deployed.target.stack}: refresh"):
+            deployed.cli("refresh", "--yes", "--expect-no-changes", "--skip-preview")
+        deployed.cli("preview", "--expect-no-changes")
+
     def test_option_change_touches_only_config_and_restart(self, deployed: EngineStack) -> None:
         started = checks.unit_started_at(deployed.target)
-        deployed.pulumi.run("config", "set", "--stack", deployed.target.stack, "glance:debug", "true")
-        plan = json.loads(deployed.cli("preview", "--json"))
-        changed = {step["urn"].rsplit("::", 1)[-1] for step in plan["steps"] if step["op"] not in ("same", "read")}
-        assert {"glance-config-glance-api", "glance-restart"} <= changed
-        assert changed <= {"glance-config-glance-api", "glance-ownership", "glance-restart", "glance-ready"}
+        deployed.set_config("glance:debug", "true")
+        changed = deployed.changed_steps()
+        assert {"glance-config-glance-api", "glance-restart"} <= changed <= CONFIG_STEPS, changed
         with Timer(f"engine {deployed.target.stack}: update one option"):
             deployed.cli("up", "--yes", "--skip-preview")
         assert checks.api_conf(deployed.target)["DEFAULT"]["debug"] == "True"
@@ -87,12 +134,76 @@ class TestLabStackWithTheEngine:
         image = deployed.target.admin().get(f"{checks.GLANCE_URL}/v2/images/{deployed.target.image_id}")
         assert image["status"] == "active"
 
+    def test_destroy_of_protected_data_refuses_and_removes_nothing(self, deployed: EngineStack) -> None:
+        deployed.set_config("glance:protectData", "true")
+        deployed.cli("up", "--yes", "--skip-preview")
+        deployed.cli("destroy", "--yes", "--skip-preview", expect_failure=True)
+        refusal = deployed.outputs[-1]
+        for protected in ("glance-database", "glance-image-store"):
+            assert f"{protected}" in refusal and "protected" in refusal, refusal
+        checks.assert_still_deployed(deployed.target)
+        deployed.set_config("glance:protectData", "false")
+        deployed.cli("up", "--yes", "--skip-preview")
+
     def test_no_secret_in_state_output_or_controller_argv(self, deployed: EngineStack) -> None:
         exported = deployed.cli("stack", "export")
-        places = {"stack export": exported, "up output": "\n".join(deployed.outputs)}
+        places = {"stack export": exported, "engine output": "\n".join(deployed.outputs)}
         checks.assert_no_secret_in(deployed.target, places)
 
     def test_destroy_leaves_nothing(self, deployed: EngineStack) -> None:
         with Timer(f"engine {deployed.target.stack}: destroy"):
             deployed.cli("destroy", "--yes", "--skip-preview")
         checks.assert_nothing_left(deployed.target)
+
+
+INTERRUPTED_STACK = "lab-mariadb"
+
+
+@pytest.fixture(scope="class")
+def interrupted(lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
+    yield from engine_stack(INTERRUPTED_STACK, lab_host, pulumi_cli, {})
+
+
+def kill_engine_once_installing(stack: EngineStack) -> str:
+    """Start `pulumi up`, and kill the engine with its plugins while apt-get runs on the host."""
+    pulumi = stack.pulumi
+    engine = subprocess.Popen(
+        [*pulumi.argv, "up", "--yes", "--skip-preview", "--stack", stack.target.stack],
+        cwd=pulumi.cwd,
+        env={**os.environ, **pulumi.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: the engine, language host and plugins
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while "apt-get" not in stack.target.ssh("ps -eo args --no-headers", check=False):
+            assert engine.poll() is None, f"pulumi up ended before the install step:\n{engine.communicate()[0]}"
+            assert time.monotonic() < deadline, "the install step never started"
+            time.sleep(0.5)
+        time.sleep(3)  # well inside the install
+    finally:
+        os.killpg(engine.pid, signal.SIGKILL)
+    output = engine.communicate(timeout=60)[0]
+    stack.outputs.append(output)
+    return output
+
+
+@pytest.mark.e2e
+class TestInterruptedUp:
+    def test_killed_up_then_rerun_converges(self, interrupted: EngineStack) -> None:
+        kill_engine_once_installing(interrupted)
+        # What an operator does after a killed `pulumi up`, as the README says.
+        interrupted.cli("cancel", "--yes")
+        with Timer(f"engine {INTERRUPTED_STACK}: up after a killed up"):
+            interrupted.cli("up", "--yes", "--skip-preview", "--refresh")
+        checks.assert_units_and_config_ownership(interrupted.target)
+        checks.assert_glance_user_authenticates(interrupted.target)
+        checks.assert_image_active_with_bytes_in_store(interrupted.target)
+        checks.assert_keystone_objects(interrupted.target)
+        interrupted.cli("preview", "--expect-no-changes")
+
+    def test_destroy_after_recovery_leaves_nothing(self, interrupted: EngineStack) -> None:
+        interrupted.cli("destroy", "--yes", "--skip-preview")
+        checks.assert_nothing_left(interrupted.target)

@@ -39,15 +39,17 @@ class Session:
         return self.send(method, url, body)[0]
 
 
-def login(keystone_url: str, user: str, password: str, project: str, domain_id: str = "default") -> Session:
+def login(keystone_url: str, user: str, password: str, project: str | None, domain_id: str = "default") -> Session:
+    """A token scoped to `project`, or to the whole system when `project` is None."""
     domain = {"id": domain_id}
+    scope: dict[str, Any] = {"project": {"name": project, "domain": domain}} if project else {"system": {"all": True}}
     body = {
         "auth": {
             "identity": {
                 "methods": ["password"],
                 "password": {"user": {"name": user, "domain": domain, "password": password}},
             },
-            "scope": {"project": {"name": project, "domain": domain}},
+            "scope": scope,
         }
     }
     request = urllib.request.Request(

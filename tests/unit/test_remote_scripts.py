@@ -107,10 +107,38 @@ def test_image_api_version_is_added_once_and_removed(tmp_path: Path) -> None:
     assert openrc.read_text() == "export OS_USERNAME=admin\n"
 
 
-def test_install_script_substitutes_packages() -> None:
-    text = scripts.install(DEBIAN, "postgresql")
-    assert "apt-get install -y glance-api python3-psycopg2 ||" in text
-    assert "$packages" not in text
+def fake_tools(tmp_path: Path, failing: str = "") -> tuple[Path, Path]:
+    """apt-get and dpkg that log their arguments; `failing` ones exit 100 the first time."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for tool in ("apt-get", "dpkg"):
+        fail_once = (
+            f"if [ ! -e {tmp_path}/{tool}.failed ]; then touch {tmp_path}/{tool}.failed; exit 100; fi\n"
+            if tool in failing
+            else ""
+        )
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n{fail_once}')
+        (bin_dir / tool).chmod(0o755)
+    return bin_dir, log
+
+
+def test_install_finishes_an_interrupted_install_then_waits_for_the_lock(tmp_path: Path) -> None:
+    bin_dir, log = fake_tools(tmp_path)
+    assert run(scripts.install(DEBIAN, "postgresql"), path_dir=bin_dir).returncode == 0
+    assert log.read_text().splitlines() == [
+        "dpkg --configure -a",
+        "apt-get -o DPkg::Lock::Timeout=300 install -y glance-api python3-psycopg2",
+    ]
+
+
+def test_install_refreshes_package_lists_only_when_the_cached_ones_fail(tmp_path: Path) -> None:
+    bin_dir, log = fake_tools(tmp_path, failing="apt-get")
+    assert run(scripts.install(DEBIAN, "mysql"), path_dir=bin_dir).returncode == 0
+    assert log.read_text().splitlines()[1:] == [
+        "apt-get -o DPkg::Lock::Timeout=300 install -y glance-api python3-pymysql",
+        "apt-get -o DPkg::Lock::Timeout=300 update",
+        "apt-get -o DPkg::Lock::Timeout=300 install -y glance-api python3-pymysql",
+    ]
 
 
 def readiness(params: dict[str, object], timeout: float = 30) -> subprocess.CompletedProcess[str]:
