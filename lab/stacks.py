@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .paths import LOOPBACK, PORTS, cache_root
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "requirements.txt")
 
 TEST_IMAGE_SIZE = "16M"
 
@@ -64,6 +69,21 @@ class PulumiCli:
             check=check,
             timeout=600,
         )
+
+
+def scratch_project(project: Path, state: Path) -> PulumiCli:
+    """The real CLI (scripts/pulumi) on a copy of the project in `project`, with its own file
+    state backend in `state` and a fresh passphrase: runs that leave the checkout alone."""
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, project / name)
+    (project / "stacks").mkdir()
+    (project / "venv").symlink_to(REPO / "venv")
+    env = {"PULUMI_BACKEND_URL": state.as_uri(), "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24)}
+    return PulumiCli(argv=[str(REPO / "scripts" / "pulumi"), "--non-interactive"], cwd=project, env=env)
 
 
 def lab_image_file(path: Path | None = None) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -12,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from lab.pytest_plugin import in_ci, lab_host  # noqa: F401 - the session's lab controller
-from lab.stacks import PulumiCli
+from lab.stacks import PulumiCli, scratch_project
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "requirements.txt")
 TIMINGS: dict[str, float] = {}
 
 
@@ -65,18 +62,4 @@ def require_plugins() -> None:
 def pulumi_cli(tmp_path_factory: pytest.TempPathFactory) -> PulumiCli:
     """The real CLI on a copy of the project, with its own file backend and passphrase."""
     toolchain_dir()
-    project = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
-    (project / "stacks").mkdir()
-    (project / "venv").symlink_to(REPO / "venv")
-    state = tmp_path_factory.mktemp("state")
-    env = {
-        "PULUMI_BACKEND_URL": f"file://{state}",
-        "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
-    }
-    return PulumiCli(argv=[str(REPO / "scripts" / "pulumi"), "--non-interactive"], cwd=project, env=env)
+    return scratch_project(tmp_path_factory.mktemp("project"), tmp_path_factory.mktemp("state"))

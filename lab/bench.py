@@ -1,0 +1,289 @@
+"""`scripts/bench`: the program's deploy against the install guide run as a plain script.
+
+Each repetition boots the lab twice from its pristine image: on one boot the guide's steps
+run as one sequential shell script over SSH (lab/guide-debian-zed.sh, each step timed by the
+script itself); on the other `pulumi up` deploys the same lab stack, followed by a converged
+preview, a no-op up, a one-option update and a destroy. Repetitions alternate which side goes
+first. The engine's own overhead is a preview of an empty program. Where the program's fresh
+deploy spends its time comes from the engine's event log, per resource.
+
+Without the official plugins the fresh deploy is applied by the tests' stand-in executor
+and labelled so; the engine-only rows are then not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import secrets
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import controller
+from .paths import LOOPBACK, PORTS
+from .stacks import (
+    LAB_STACKS,
+    REPO,
+    PulumiCli,
+    lab_image_file,
+    plain_config,
+    scratch_project,
+    secret_config,
+    write_stack,
+)
+
+GUIDE = Path(__file__).with_name("guide-debian-zed.sh")
+GUIDE_PHASES = ("database", "keystone", "install", "config", "ownership", "db_sync", "start", "ready", "upload")
+# What no tool can avoid: the issue's definition, taken from the script's own run.
+CRITICAL_PHASES = ("install", "config", "db_sync", "start", "upload")
+PROGRAM_PHASES = ("fresh deploy", "converged preview", "no-op up", "one-option update", "destroy")
+REMOTE_IMAGE = "/root/cirros.qcow2"
+
+Samples = dict[str, list[float]]
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.monotonic()
+    run()
+    return time.monotonic() - start
+
+
+@contextmanager
+def fresh_lab() -> Iterator[controller.Lab]:
+    """A pristine controller from the lab image, stopped afterwards."""
+    controller.shutdown()
+    with controller.Lab() as lab:
+        yield lab
+
+
+# ---- the guide as a script -----------------------------------------------------------------------
+
+
+def guide_environment(stack: str, connection: Mapping[str, Any]) -> dict[str, str]:
+    engine = LAB_STACKS[stack]["glance:dbEngine"]
+    database = connection[engine]
+    env = {
+        "DB_ENGINE": engine,
+        "DB_ADMIN_USER": database["admin_user"],
+        "DB_ADMIN_PASSWORD": database["admin_password"],
+        # Passwords as the guide's placeholders are usually filled: letters and digits.
+        "GLANCE_DBPASS": secrets.token_hex(12),
+        "GLANCE_PASS": secrets.token_hex(12),
+        "KEYSTONE_URL": connection["keystone"]["auth_url"],
+        "ADMIN_PASS": connection["keystone"]["admin_password"],
+        "CONTROLLER": LOOPBACK,
+        "MEMCACHED": f"{LOOPBACK}:{PORTS['memcached']}",
+        "PG_HBA": connection["postgresql"]["hba_path"],
+        "IMAGE_FILE": REMOTE_IMAGE,
+    }
+    if "glance:keystoneLimits" in LAB_STACKS[stack]:
+        env.update(LIMITS="1", LIMITS_PASS=secrets.token_hex(12))
+    return env
+
+
+def run_guide(stack: str, image: Path) -> dict[str, float]:
+    """The guide script on a fresh boot: seconds per phase, and its total."""
+    with fresh_lab() as lab:
+        with image.open("rb") as data:  # the guide's download step, outside the timing
+            subprocess.run(controller.ssh_argv(f"cat > {REMOTE_IMAGE}"), stdin=data, check=True, timeout=120)
+        # Settings travel as exports on standard input, ahead of the script: nothing in argv.
+        env = guide_environment(stack, lab.connection)
+        script = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()) + GUIDE.read_text()
+        start = time.monotonic()
+        result = lab.ssh("bash -s", input=script, check=False, timeout=1200)
+        total = time.monotonic() - start
+    if result.returncode != 0:
+        raise SystemExit(
+            f"the guide script failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    return {**phase_seconds(result.stdout), "total": total}
+
+
+def phase_seconds(output: str) -> dict[str, float]:
+    """Seconds per phase from the script's "@@phase NAME EPOCH" marks (each ends at the next)."""
+    marks = [line.split()[1:] for line in output.splitlines() if line.startswith("@@phase ")]
+    return {name: float(end) - float(start) for (name, start), (_, end) in itertools.pairwise(marks)}
+
+
+# ---- the program -----------------------------------------------------------------------------------
+
+
+def missing_plugins() -> list[str]:
+    toolchain = subprocess.run(
+        [str(REPO / "scripts" / "pulumi-toolchain"), "--check"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return list(json.loads((Path(toolchain) / "manifest.json").read_text()).get("missing", []))
+
+
+def engine_run(pulumi: PulumiCli, stack: str, *args: str) -> None:
+    result = pulumi.run(*args, "--stack", stack, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"pulumi {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+
+
+def resource_seconds(event_log: Path) -> dict[str, float]:
+    """Seconds from each resource's first step event to its outputs, by resource name."""
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for line in event_log.read_text().splitlines():
+        event = json.loads(line)
+        for kind in ("resourcePreEvent", "resOutputsEvent"):
+            if kind in event:
+                urn = event[kind]["metadata"]["urn"]
+                name = urn.rsplit("::", 1)[-1]
+                if kind == "resourcePreEvent":
+                    started.setdefault(name, event["timestamp"])
+                elif name in started:
+                    took[name] = event["timestamp"] - started[name]
+    return took
+
+
+def run_program(stack: str, image: Path, workdir: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """`pulumi up` and what follows it on a fresh boot; per-resource seconds of the up."""
+    pulumi = scratch_project(Path(tempfile.mkdtemp(dir=workdir)), Path(tempfile.mkdtemp(dir=workdir)))
+    events = workdir / f"events-{secrets.token_hex(4)}.jsonl"
+    times: dict[str, float] = {}
+    with fresh_lab() as lab:
+        write_stack(stack, pulumi, lab.connection, image)
+        times["fresh deploy"] = timed(
+            lambda: engine_run(pulumi, stack, "up", "--yes", "--skip-preview", "--event-log", str(events))
+        )
+        times["converged preview"] = timed(lambda: engine_run(pulumi, stack, "preview", "--expect-no-changes"))
+        times["no-op up"] = timed(
+            lambda: engine_run(pulumi, stack, "up", "--yes", "--skip-preview", "--expect-no-changes")
+        )
+        pulumi.run("config", "set", "--stack", stack, "glance:debug", "true")
+        times["one-option update"] = timed(lambda: engine_run(pulumi, stack, "up", "--yes", "--skip-preview"))
+        times["destroy"] = timed(lambda: engine_run(pulumi, stack, "destroy", "--yes", "--skip-preview"))
+    return times, resource_seconds(events)
+
+
+def run_stand_in(stack: str, image: Path) -> tuple[dict[str, float], dict[str, float]]:
+    from tests.standin.executor import LabExecutor
+    from tests.standin.program import run_program as run_under_mocks
+
+    with fresh_lab() as lab:
+        config = {**plain_config(stack, lab.connection, image), **secret_config(stack, lab.connection)}
+        executor = LabExecutor(lab)
+        program_config = {key.removeprefix("glance:"): value for key, value in config.items()}
+        deploy = timed(lambda: run_under_mocks(program_config, executor))
+        destroy = timed(executor.destroy)
+    return {"fresh deploy": deploy, "destroy": destroy}, {}
+
+
+def empty_program_preview(workdir: Path) -> float:
+    """The engine's own cost: `pulumi preview` of a program that declares nothing."""
+    project = Path(tempfile.mkdtemp(dir=workdir))
+    pulumi = scratch_project(project, Path(tempfile.mkdtemp(dir=workdir)))
+    (project / "__main__.py").write_text("")
+    pulumi.run("stack", "init", "empty", "--secrets-provider", "passphrase")
+    return timed(lambda: engine_run(pulumi, "empty", "preview"))
+
+
+# ---- the report ------------------------------------------------------------------------------------
+
+
+def row(label: str, values: list[float]) -> str:
+    if not values:
+        return f"{label:<34} {'n/a':>8}"
+    return f"{label:<34} {min(values):8.1f} {statistics.median(values):8.1f} {max(values):8.1f}"
+
+
+def report(
+    stack: str,
+    repetitions: int,
+    engine: str,
+    guide: Samples,
+    program: Samples,
+    overhead: list[float],
+    resources: Samples,
+) -> str:
+    ratios_script = [p / g for p, g in zip(program["fresh deploy"], guide["total"], strict=True)]
+    critical = [sum(run) for run in zip(*(guide[name] for name in CRITICAL_PHASES), strict=True)]
+    ratios_critical = [p / c for p, c in zip(program["fresh deploy"], critical, strict=True)]
+    lines = [
+        f"stack {stack}; {repetitions} repetitions, sides alternating; machine: {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        "both sides: a fresh boot of the same lab image; glance-api's packages downloaded into its apt "
+        "cache, not installed",
+        f"program run by: {engine}",
+        "",
+        f"{'phase (seconds)':<34} {'min':>8} {'median':>8} {'max':>8}",
+        *(row(f"guide script: {name}", guide[name]) for name in GUIDE_PHASES),
+        row("guide script: total", guide["total"]),
+        row("guide script: critical path", critical),
+        *(row(f"program: {name}", program.get(name, [])) for name in PROGRAM_PHASES),
+        row("engine: preview of an empty program", overhead),
+    ]
+    if resources:
+        slowest = sorted(resources, key=lambda name: -statistics.median(resources[name]))[:10]
+        lines += ["", "where the program's fresh deploy spends its time (engine events, per resource):"]
+        lines += [row(f"  {name}", resources[name]) for name in slowest]
+    lines += [
+        "",
+        f"ratio fresh-deploy/guide-script: {statistics.median(ratios_script):.2f} (median)",
+        f"ratio fresh-deploy/critical-path: {statistics.median(ratios_critical):.2f} (median)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", choices=sorted(LAB_STACKS), default="lab-postgres")
+    parser.add_argument("--repetitions", "-n", type=int, default=3)
+    args = parser.parse_args(argv)
+    stand_in = bool(missing_plugins())
+    engine = (
+        "the tests' stand-in executor (the official plugins are missing)"
+        if stand_in
+        else ("the real Pulumi engine with the official plugins")
+    )
+    image = lab_image_file()
+    guide: Samples = defaultdict(list)
+    program: Samples = defaultdict(list)
+    resources: Samples = defaultdict(list)
+    overhead: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="glance-bench-") as scratch:
+        workdir = Path(scratch)
+        for repetition in range(args.repetitions):
+
+            def guide_side() -> None:
+                for name, seconds in run_guide(args.stack, image).items():
+                    guide[name].append(seconds)
+
+            def program_side() -> None:
+                times, per_resource = (
+                    run_stand_in(args.stack, image) if stand_in else run_program(args.stack, image, workdir)
+                )
+                for name, seconds in times.items():
+                    program[name].append(seconds)
+                for name, seconds in per_resource.items():
+                    resources[name].append(seconds)
+
+            sides = (guide_side, program_side) if repetition % 2 == 0 else (program_side, guide_side)
+            for side in sides:
+                side()
+            print(
+                f"repetition {repetition + 1}/{args.repetitions}: guide {guide['total'][-1]:.1f}s, "
+                f"program {program['fresh deploy'][-1]:.1f}s",
+                file=sys.stderr,
+            )
+        if not stand_in:
+            overhead = [empty_program_preview(workdir) for _ in range(args.repetitions)]
+    print(report(args.stack, args.repetitions, engine, guide, program, overhead, resources))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
