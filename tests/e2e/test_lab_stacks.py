@@ -137,7 +137,8 @@ class TestLabStackWithTheEngine:
     def test_destroy_of_protected_data_refuses_and_removes_nothing(self, deployed: EngineStack) -> None:
         deployed.set_config("glance:protectData", "true")
         deployed.cli("up", "--yes", "--skip-preview")
-        deployed.cli("destroy", "--yes", "--skip-preview", expect_failure=True)
+        # As an operator runs it: the preview meets the protected resources before any step runs.
+        deployed.cli("destroy", "--yes", expect_failure=True)
         refusal = deployed.outputs[-1]
         for protected in ("glance-database", "glance-image-store"):
             assert f"{protected}" in refusal and "protected" in refusal, refusal
