@@ -10,6 +10,7 @@ While the toolchain lacks the official provider plugins these are expected failu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -165,6 +167,24 @@ def interrupted(lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
     yield from engine_stack(INTERRUPTED_STACK, lab_host, pulumi_cli, {})
 
 
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, found through /proc (plugins run in process groups of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid_text, rest = stat.read_text().split(" (", 1)
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(rest.rsplit(") ", 1)[1].split()[1]), []).append(int(pid_text))
+    tree: list[int] = []
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
 def kill_engine_once_installing(stack: EngineStack) -> str:
     """Start `pulumi up`, and kill the engine with its plugins while apt-get runs on the host."""
     pulumi = stack.pulumi
@@ -175,7 +195,6 @@ def kill_engine_once_installing(stack: EngineStack) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,  # its own process group: the engine, language host and plugins
     )
     deadline = time.monotonic() + 300
     try:
@@ -185,7 +204,9 @@ def kill_engine_once_installing(stack: EngineStack) -> str:
             time.sleep(0.5)
         time.sleep(3)  # well inside the install
     finally:
-        os.killpg(engine.pid, signal.SIGKILL)
+        for pid in process_tree(engine.pid):  # like a lost runner: everything dies at once
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     output = engine.communicate(timeout=60)[0]
     stack.outputs.append(output)
     return output
