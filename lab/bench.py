@@ -5,7 +5,7 @@ run as one sequential shell script over SSH (lab/guide-debian-zed.sh, each step 
 script itself); on the other `pulumi up` deploys the same lab stack, followed by a converged
 preview, a no-op up, a one-option update and a destroy. Repetitions alternate which side goes
 first. The engine's own overhead is a preview of an empty program. Where the program's fresh
-deploy spends its time comes from the engine's event log, per resource.
+deploy spends its time comes from the engine's own events (`pulumi up --json`), per resource.
 
 Without the official plugins the fresh deploy is applied by the tests' stand-in executor
 and labelled so; the engine-only rows are then not measured.
@@ -126,10 +126,11 @@ def missing_plugins() -> list[str]:
     return list(json.loads((Path(toolchain) / "manifest.json").read_text()).get("missing", []))
 
 
-def engine_run(pulumi: PulumiCli, stack: str, *args: str) -> None:
+def engine_run(pulumi: PulumiCli, stack: str, *args: str) -> str:
     result = pulumi.run(*args, "--stack", stack, check=False)
     if result.returncode != 0:
         raise SystemExit(f"pulumi {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result.stdout
 
 
 def resource_seconds(event_log: Path) -> dict[str, float]:
@@ -137,6 +138,8 @@ def resource_seconds(event_log: Path) -> dict[str, float]:
     started: dict[str, float] = {}
     took: dict[str, float] = {}
     for line in event_log.read_text().splitlines():
+        if not line.startswith("{"):
+            continue
         event = json.loads(line)
         for kind in ("resourcePreEvent", "resOutputsEvent"):
             if kind in event:
@@ -156,8 +159,9 @@ def run_program(stack: str, image: Path, workdir: Path) -> tuple[dict[str, float
     times: dict[str, float] = {}
     with fresh_lab() as lab:
         write_stack(stack, pulumi, lab.connection, image)
+        # --json streams the engine's events, one JSON object a line.
         times["fresh deploy"] = timed(
-            lambda: engine_run(pulumi, stack, "up", "--yes", "--skip-preview", "--event-log", str(events))
+            lambda: events.write_text(engine_run(pulumi, stack, "up", "--yes", "--skip-preview", "--json"))
         )
         times["converged preview"] = timed(lambda: engine_run(pulumi, stack, "preview", "--expect-no-changes"))
         times["no-op up"] = timed(
