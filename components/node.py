@@ -51,7 +51,8 @@ class GlanceNode(pulumi.ComponentResource):
         settings = args.settings
         profile = settings.profile
         self._connection = connection(settings.node)
-        files = _config_files(args)
+        plain = _plain_files(args)
+        secret = _secret_files(args)
 
         install = self._command(
             f"{name}-install",
@@ -68,19 +69,24 @@ class GlanceNode(pulumi.ComponentResource):
         )
         configs = [
             self._command(
-                f"{name}-config-{path.rsplit('/', 1)[-1].removesuffix('.conf')}",
+                f"{name}-config-{_config_name(path)}",
                 create=scripts.write_file(path),
                 delete=scripts.remove_files([path]),
                 stdin=files.apply(itemgetter(path)),
                 depends_on=[install],
-                secret_outputs=True,
+                secret_outputs=is_secret,
             )
-            for path in rendering.config_paths(settings)
+            for files, paths, is_secret in (
+                (plain, rendering.plain_paths(settings), False),
+                (secret, rendering.secret_paths(settings), True),
+            )
+            for path in paths
         ]
-        fingerprint = files.apply(_fingerprint)
+        # Secret: it is derived from the credentials too, so a password change restarts Glance.
+        fingerprint: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(plain, secret).apply(_fingerprint))
         ownership = self._command(
             f"{name}-ownership",
-            create=scripts.fix_ownership(profile, rendering.config_paths(settings)),
+            create=scripts.fix_ownership(profile, rendering.config_paths(settings), rendering.config_dirs(settings)),
             triggers=[fingerprint],
             depends_on=configs,
         )
@@ -149,12 +155,26 @@ class GlanceNode(pulumi.ComponentResource):
         )
 
 
-def _config_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
+def _config_name(path: str) -> str:
+    """glance-api, glance-registry, or credentials (the drop-in), for the config step's name."""
+    if path.endswith(rendering.CREDENTIALS_FILE):
+        return "credentials"
+    return path.rsplit("/", 1)[-1].removesuffix(".conf")
+
+
+def _plain_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
+    settings = args.settings
+    return pulumi.Output.from_input(args.limits_endpoint_id).apply(
+        lambda endpoint_id: rendering.plain_files(settings, endpoint_id)
+    )
+
+
+def _secret_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
     def render(values: list[str | None]) -> dict[str, str]:
         db_password, glance_password, limits_password, endpoint_id = values
         assert db_password is not None and glance_password is not None
-        secrets = rendering.ResolvedSecrets(db_password, glance_password, limits_password, endpoint_id)
-        return rendering.config_files(args.settings, secrets)
+        credentials = rendering.Credentials(db_password, glance_password, limits_password)
+        return rendering.secret_files(args.settings, credentials, endpoint_id)
 
     return pulumi.Output.secret(
         pulumi.Output.all(args.db_password, args.glance_password, args.limits_password, args.limits_endpoint_id).apply(
@@ -163,10 +183,11 @@ def _config_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
     )
 
 
-def _fingerprint(files: dict[str, str]) -> str:
+def _fingerprint(files: list[dict[str, str]]) -> str:
+    merged = {path: text for group in files for path, text in group.items()}
     digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
+    for path in sorted(merged):
+        digest.update(path.encode() + b"\0" + merged[path].encode() + b"\0")
     return digest.hexdigest()
 
 

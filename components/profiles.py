@@ -29,6 +29,10 @@ class Release:
     domain_by_name: bool
     keystone_auth_port: int
     has_registry: bool
+    # Credentials go to a drop-in file of this directory, which every Glance program's
+    # oslo.config reads after its main file, so the main file can be shown in a preview;
+    # None: oslo.config of that release reads no such directory, credentials stay inline.
+    credentials_dir: str | None
     supports_keystone_limits: bool
     service_description: str
 
@@ -42,6 +46,7 @@ LIBERTY = Release(
     # Liberty's Keystone served its admin API on 35357.
     keystone_auth_port=35357,
     has_registry=True,
+    credentials_dir=None,
     supports_keystone_limits=False,
     service_description="OpenStack Image service",
 )
@@ -55,6 +60,7 @@ ZED = Release(
     # 35357 is gone: an auth_url there makes every authenticated call 401.
     keystone_auth_port=5000,
     has_registry=False,
+    credentials_dir="/etc/glance/glance.conf.d",
     supports_keystone_limits=True,
     service_description="OpenStack Image",
 )

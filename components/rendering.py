@@ -1,8 +1,11 @@
 """Pure renderers for Glance's config files.
 
 Each option is set by one line below, in the order of the install guides, so a diff
-of this module reads like a diff of the config. Secrets arrive as plain strings:
-callers run these inside `Output.apply`, and the result stays a secret Output.
+of this module reads like a diff of the config. The options that hold secrets are kept
+apart (credential_sections): where the release's oslo.config reads a drop-in directory
+they go to a file of their own, so glance-api.conf carries none and a preview can show
+it line by line. Secrets arrive as plain strings: callers run these inside
+`Output.apply`, and the result stays a secret Output.
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ Sections = dict[str, dict[str, str]]
 
 API_CONF = "/etc/glance/glance-api.conf"
 REGISTRY_CONF = "/etc/glance/glance-registry.conf"
+CREDENTIALS_FILE = "50-glance-pulumi-credentials.conf"
 
 
 @dataclass(frozen=True)
-class ResolvedSecrets:
-    """Secret and engine-assigned values, known only once the resources exist."""
+class Credentials:
+    """The secret values the config files carry."""
 
     db_password: str
     glance_password: str
     limits_password: str | None = None
-    limits_endpoint_id: str | None = None
 
 
 def database_url(settings: Settings, password: str) -> str:
@@ -37,7 +40,7 @@ def database_url(settings: Settings, password: str) -> str:
     return f"{scheme}://{credentials}@{db.host}:{db.port}/{quote(db.name, safe='')}"
 
 
-def authtoken_section(settings: Settings, secrets: ResolvedSecrets) -> dict[str, str]:
+def authtoken_section(settings: Settings) -> dict[str, str]:
     release = settings.profile.release
     keystone = settings.keystone
     section = {
@@ -55,19 +58,31 @@ def authtoken_section(settings: Settings, secrets: ResolvedSecrets) -> dict[str,
         section["user_domain_id"] = keystone.domain_id
     section["project_name"] = keystone.service_project
     section["username"] = keystone.glance_user
-    section["password"] = secrets.glance_password
     return section
 
 
-def api_sections(settings: Settings, secrets: ResolvedSecrets) -> Sections:
+def credential_sections(settings: Settings, credentials: Credentials) -> Sections:
+    """Every option that holds a secret: the database URL and the service passwords."""
+    sections: Sections = {
+        "database": {"connection": database_url(settings, credentials.db_password)},
+        "keystone_authtoken": {"password": credentials.glance_password},
+    }
+    if settings.limits is not None:
+        if credentials.limits_password is None:
+            raise ValueError("oslo_limit needs the limits user's password")
+        sections["oslo_limit"] = {"password": credentials.limits_password}
+    return sections
+
+
+def api_sections(settings: Settings, limits_endpoint_id: str | None) -> Sections:
+    """glance-api.conf without its credentials (see credential_sections)."""
     sections: Sections = {"DEFAULT": {}}
     if settings.glance.debug:
         sections["DEFAULT"]["debug"] = "True"
     if settings.limits is not None:
         # The Zed guide's text says use_keystone_quotas; the option Glance reads is this one.
         sections["DEFAULT"]["use_keystone_limits"] = "True"
-    sections["database"] = {"connection": database_url(settings, secrets.db_password)}
-    sections["keystone_authtoken"] = authtoken_section(settings, secrets)
+    sections["keystone_authtoken"] = authtoken_section(settings)
     # Without the keystone flavor the paste pipeline skips authtoken: an open API.
     sections["paste_deploy"] = {"flavor": "keystone"}
     sections["glance_store"] = {
@@ -76,50 +91,93 @@ def api_sections(settings: Settings, secrets: ResolvedSecrets) -> Sections:
         "filesystem_store_datadir": settings.glance.store_path + "/",
     }
     if settings.limits is not None:
-        sections["oslo_limit"] = oslo_limit_section(settings, secrets)
+        sections["oslo_limit"] = oslo_limit_section(settings, limits_endpoint_id)
     return _overlay(sections, settings.glance.extra_options)
 
 
-def oslo_limit_section(settings: Settings, secrets: ResolvedSecrets) -> dict[str, str]:
+def oslo_limit_section(settings: Settings, endpoint_id: str | None) -> dict[str, str]:
     assert settings.limits is not None
-    if secrets.limits_password is None or secrets.limits_endpoint_id is None:
-        raise ValueError("oslo_limit needs the limits user's password and the image endpoint id")
+    if endpoint_id is None:
+        raise ValueError("oslo_limit needs the image endpoint id")
     return {
         "auth_url": settings.keystone.auth_url,
         "auth_type": "password",
         "user_domain_id": settings.keystone.domain_id,
         "username": settings.limits.user,
         "system_scope": "all",
-        "password": secrets.limits_password,
-        "endpoint_id": secrets.limits_endpoint_id,
+        "endpoint_id": endpoint_id,
         "region_name": settings.keystone.region,
     }
 
 
-def registry_sections(settings: Settings, secrets: ResolvedSecrets) -> Sections:
+def registry_sections(settings: Settings) -> Sections:
     return {
-        "database": {"connection": database_url(settings, secrets.db_password)},
-        "keystone_authtoken": authtoken_section(settings, secrets),
+        "keystone_authtoken": authtoken_section(settings),
         "paste_deploy": {"flavor": "keystone"},
     }
 
 
-def config_files(settings: Settings, secrets: ResolvedSecrets) -> dict[str, str]:
-    """Every file the node writes, path -> text."""
-    files = {API_CONF: render_ini(api_sections(settings, secrets))}
-    if settings.profile.release.has_registry:
-        files[REGISTRY_CONF] = render_ini(registry_sections(settings, secrets))
-    return files
+def effective_sections(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> Sections:
+    """glance-api's options as it reads them: the main file with the credentials over it."""
+    return _overlay(api_sections(settings, limits_endpoint_id), credential_sections(settings, credentials))
+
+
+def credentials_path(settings: Settings) -> str | None:
+    directory = settings.profile.release.credentials_dir
+    return None if directory is None else f"{directory}/{CREDENTIALS_FILE}"
+
+
+def plain_paths(settings: Settings) -> tuple[str, ...]:
+    """Files without a secret in them, which a preview may show."""
+    return (API_CONF,) if credentials_path(settings) else ()
+
+
+def secret_paths(settings: Settings) -> tuple[str, ...]:
+    """Files that carry credentials."""
+    path = credentials_path(settings)
+    if path is not None:
+        return (path,)
+    return (API_CONF, REGISTRY_CONF) if settings.profile.release.has_registry else (API_CONF,)
 
 
 def config_paths(settings: Settings) -> tuple[str, ...]:
-    return (API_CONF, REGISTRY_CONF) if settings.profile.release.has_registry else (API_CONF,)
+    return plain_paths(settings) + secret_paths(settings)
+
+
+def config_dirs(settings: Settings) -> tuple[str, ...]:
+    """Directories the node creates for its files (Glance must be able to enter them)."""
+    directory = settings.profile.release.credentials_dir
+    return () if directory is None else (directory,)
+
+
+def plain_files(settings: Settings, limits_endpoint_id: str | None) -> dict[str, str]:
+    """path -> text of the files in plain_paths."""
+    if not plain_paths(settings):
+        return {}
+    return {API_CONF: render_ini(api_sections(settings, limits_endpoint_id))}
+
+
+def secret_files(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> dict[str, str]:
+    """path -> text of the files in secret_paths."""
+    path = credentials_path(settings)
+    if path is not None:
+        return {path: render_ini(credential_sections(settings, credentials))}
+    files = {API_CONF: render_ini(effective_sections(settings, credentials, limits_endpoint_id))}
+    if settings.profile.release.has_registry:
+        registry = _overlay(registry_sections(settings), credential_sections(settings, credentials))
+        files[REGISTRY_CONF] = render_ini(registry)
+    return files
+
+
+def config_files(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> dict[str, str]:
+    """Every file the node writes, path -> text."""
+    return {**plain_files(settings, limits_endpoint_id), **secret_files(settings, credentials, limits_endpoint_id)}
 
 
 def render_ini(sections: Sections) -> str:
     lines = ["# Managed by glance-pulumi: edit the stack config, not this file."]
     for name, options in sections.items():
-        if not options and name == "DEFAULT":
+        if not options:
             continue
         lines.append(f"\n[{name}]")
         lines.extend(f"{key} = {_oslo_escape(value)}" for key, value in options.items())

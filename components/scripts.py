@@ -50,11 +50,14 @@ def remove_files(paths: Iterable[str]) -> str:
     return _join(f"rm -f {_words(paths)}")
 
 
-def fix_ownership(profile: Profile, paths: Iterable[str]) -> str:
+def fix_ownership(profile: Profile, paths: Iterable[str], directories: Iterable[str] = ()) -> str:
     if profile.ownership_trigger_unit is not None:
         return _join(STRICT, f"systemctl restart {shlex.quote(profile.ownership_trigger_unit)}")
     # glance-api reads its config as user glance; root keeps write access.
-    return _join(STRICT, f"chown root:glance {_words(paths)}", f"chmod 0640 {_words(paths)}")
+    lines = [f"chown root:glance {_words(paths)}", f"chmod 0640 {_words(paths)}"]
+    if directories:
+        lines += [f"chown root:glance {_words(directories)}", f"chmod 0750 {_words(directories)}"]
+    return _join(STRICT, *lines)
 
 
 def ensure_store(path: str) -> str:

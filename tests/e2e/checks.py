@@ -20,6 +20,8 @@ from tests.standin import keystone
 from tests.standin.executor import GLANCE_URL as GLANCE_URL
 
 API_CONF = "/etc/glance/glance-api.conf"
+CREDENTIALS_DIR = "/etc/glance/glance.conf.d"
+CREDENTIALS_CONF = f"{CREDENTIALS_DIR}/50-glance-pulumi-credentials.conf"
 UNIT = "glance-api.service"
 GLANCE_TABLES = {"images", "image_locations", "image_properties", "alembic_version"}
 LIMITS = {"image_size_total", "image_stage_total", "image_count_total", "image_count_uploading"}
@@ -92,7 +94,9 @@ class ArgvWatcher:
 
 def api_conf(target: Target) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    # As glance-api reads it: the main file, then the credentials drop-in over it.
     parser.read_string(target.ssh(f"cat {API_CONF}"))
+    parser.read_string(target.ssh(f"cat {CREDENTIALS_CONF}"))
     return parser
 
 
@@ -103,7 +107,12 @@ def unit_started_at(target: Target) -> str:
 def assert_units_and_config_ownership(target: Target) -> None:
     assert target.ssh(f"systemctl is-enabled {UNIT}").strip() == "enabled"
     assert target.ssh(f"systemctl is-active {UNIT}").strip() == "active"
-    assert target.ssh(f"stat -c '%U:%G %a' {API_CONF}").strip() == "root:glance 640"
+    for path, mode in ((API_CONF, "640"), (CREDENTIALS_CONF, "640"), (CREDENTIALS_DIR, "750")):
+        assert target.ssh(f"stat -c '%U:%G %a' {path}").strip() == f"root:glance {mode}", path
+    main = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    main.read_string(target.ssh(f"cat {API_CONF}"))
+    assert not main.has_section("database")
+    assert not [section for section in main.sections() if main.has_option(section, "password")]
 
 
 def oslo_value(text: str) -> str:
@@ -238,5 +247,5 @@ def assert_nothing_left(target: Target) -> None:
         assert "glance-pulumi" not in target.ssh(f"cat {hba}")
     assert target.ssh(f"systemctl is-active {UNIT}", check=False).strip() != "active"
     assert target.ssh(f"systemctl is-enabled {UNIT}", check=False).strip() != "enabled"
-    assert target.lab.ssh(f"test -e {API_CONF}", check=False).returncode != 0
+    assert target.lab.ssh(f"test -e {API_CONF} || test -e {CREDENTIALS_CONF}", check=False).returncode != 0
     assert target.lab.ssh("test -e /var/lib/glance/images", check=False).returncode != 0

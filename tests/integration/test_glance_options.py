@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from components.rendering import ResolvedSecrets, api_sections, config_files, render_ini
+from components.rendering import (
+    API_CONF,
+    Credentials,
+    config_files,
+    credentials_path,
+    effective_sections,
+    render_ini,
+)
 from components.settings import Settings, load_settings
 from tests.unit.harness import TEST_SECRETS, stack_config
 
@@ -42,7 +49,8 @@ NAMESPACES = [
     "oslo.reports",
     "osprofiler",
 ]
-SECRETS = ResolvedSecrets("db$pw@x", "glance$pw", "limits$pw", "0123456789abcdef")
+CREDENTIALS = Credentials("db$pw@x", "glance$pw", "limits$pw")
+ENDPOINT_ID = "0123456789abcdef"
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(VALIDATOR) and os.environ.get("CI") != "true",
@@ -76,14 +84,14 @@ def validate(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("variant", sorted(ZED_VARIANTS))
 def test_rendered_zed_config_uses_only_real_glance_options(variant: str, tmp_path: Path) -> None:
-    text = config_files(settings_for(variant), SECRETS)["/etc/glance/glance-api.conf"]
+    text = render_ini(effective_sections(settings_for(variant), CREDENTIALS, ENDPOINT_ID))
     result = validate(text, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ERROR" not in result.stderr
 
 
 def test_a_misspelled_option_is_caught(tmp_path: Path) -> None:
-    sections = api_sections(settings_for("debian"), SECRETS)
+    sections = effective_sections(settings_for("debian"), CREDENTIALS, ENDPOINT_ID)
     sections["glance_store"]["filesystem_store_datdir"] = "/var/lib/glance/images/"
     result = validate(render_ini(sections), tmp_path)
     assert result.returncode != 0
@@ -108,7 +116,7 @@ def authtoken_option_names() -> set[str]:
 def test_authtoken_options_are_current_keystonemiddleware_names(variant: str) -> None:
     # [DEFAULT] would otherwise leak its options into every section.
     parser = configparser.ConfigParser(interpolation=None, default_section="__unused__")
-    parser.read_string(config_files(settings_for(variant), SECRETS)["/etc/glance/glance-api.conf"])
+    parser.read_string(render_ini(effective_sections(settings_for(variant), CREDENTIALS, ENDPOINT_ID)))
     known = authtoken_option_names()
     rendered = set(parser["keystone_authtoken"])
     assert rendered <= known, rendered - known
@@ -120,7 +128,7 @@ def test_authtoken_options_are_current_keystonemiddleware_names(variant: str) ->
 def test_liberty_files_use_names_glance_still_knows(path: str, tmp_path: Path) -> None:
     """Clear Linux follows its Liberty guide; Zed's registry still knows those names, the
     Liberty-only ones (auth_uri, auth_plugin) as deprecated aliases and nothing else."""
-    text = config_files(settings_for("clearlinux"), SECRETS)[path]
+    text = config_files(settings_for("clearlinux"), CREDENTIALS, None)[path]
     result = validate(text, tmp_path)
     assert result.returncode == 0, result.stderr
     deprecated = {
@@ -140,12 +148,19 @@ HOSTILE_PASSWORDS = {
 
 def test_every_printable_password_reads_back_exactly_through_oslo_config(tmp_path: Path) -> None:
     """Glance reads its config with oslo.config and connects with SQLAlchemy: both, for real."""
-    secrets = ResolvedSecrets(
-        HOSTILE_PASSWORDS["db"], HOSTILE_PASSWORDS["glance"], HOSTILE_PASSWORDS["limits"], "0123456789abcdef"
-    )
+    credentials = Credentials(HOSTILE_PASSWORDS["db"], HOSTILE_PASSWORDS["glance"], HOSTILE_PASSWORDS["limits"])
     for variant in ("rhel", "debian"):
-        conf = tmp_path / f"{variant}.conf"
-        conf.write_text(config_files(settings_for(variant), secrets)["/etc/glance/glance-api.conf"])
+        settings = settings_for(variant)
+        # The files as the host gets them: glance-api.conf, and the credentials in their drop-in
+        # directory, which oslo.config finds by itself for Glance's programs (here: --config-dir).
+        drop_in = credentials_path(settings)
+        assert drop_in is not None
+        files = config_files(settings, credentials, ENDPOINT_ID)
+        conf_dir = tmp_path / variant / "glance.conf.d"
+        conf_dir.mkdir(parents=True)
+        conf = tmp_path / variant / "glance-api.conf"
+        conf.write_text(files[API_CONF])
+        (conf_dir / drop_in.rsplit("/", 1)[1]).write_text(files[drop_in])
         program = (
             "import json, sys\n"
             "from oslo_config import cfg\n"
@@ -154,13 +169,17 @@ def test_every_printable_password_reads_back_exactly_through_oslo_config(tmp_pat
             "conf.register_opt(cfg.StrOpt('connection'), group='database')\n"
             "conf.register_opt(cfg.StrOpt('password'), group='keystone_authtoken')\n"
             "conf.register_opt(cfg.StrOpt('password'), group='oslo_limit')\n"
-            "conf(['--config-file', sys.argv[1]], project='glance')\n"
+            "conf(['--config-file', sys.argv[1], '--config-dir', sys.argv[2]], project='glance')\n"
             "print(json.dumps({'db': make_url(conf.database.connection).password,\n"
             "                  'glance': conf.keystone_authtoken.password,\n"
             "                  'limits': conf.oslo_limit.password}))\n"
         )
         result = subprocess.run(
-            [DEBIAN_PYTHON, "-c", program, str(conf)], capture_output=True, text=True, timeout=60, check=False
+            [DEBIAN_PYTHON, "-c", program, str(conf), str(conf_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         read_back = json.loads(result.stdout)

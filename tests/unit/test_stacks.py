@@ -30,15 +30,25 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     return run_stack(request.param)
 
 
-def parse_ini(text: str) -> configparser.ConfigParser:
+def parse_ini(*texts: str) -> configparser.ConfigParser:
+    """The files read one after another, as oslo.config reads a main file and its drop-ins."""
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
+    for text in texts:
+        parser.read_string(text)
     return parser
 
 
 def config_text(deployment: Deployment, name: str) -> str:
     return str(plain(deployment.named(name).inputs["stdin"]))
+
+
+def api_config(deployment: Deployment) -> configparser.ConfigParser:
+    """glance-api's effective options: glance-api.conf, then the credentials drop-in if any."""
+    texts = [config_text(deployment, "glance-config-glance-api")]
+    if "glance-config-credentials" in {r.name for r in deployment.registrations}:
+        texts.append(config_text(deployment, "glance-config-credentials"))
+    return parse_ini(*texts)
 
 
 def test_the_three_variants_exist() -> None:
@@ -121,9 +131,10 @@ def test_credentials_travel_as_secrets(deployment: Deployment) -> None:
     for provider in deployment.registrations:
         if provider.type in ("pulumi:providers:openstack", "pulumi:providers:mysql", "pulumi:providers:postgresql"):
             assert "password" in provider.secret_inputs, provider.type
-    config = deployment.named("glance-config-glance-api")
-    assert "stdin" in config.secret_inputs
-    for name in ("glance-config-glance-api", "glance-db-sync", "glance-ready"):
+    names = {r.name for r in deployment.registrations}
+    credentials = "glance-config-credentials" if "glance-config-credentials" in names else "glance-config-glance-api"
+    assert "stdin" in deployment.named(credentials).secret_inputs
+    for name in (credentials, "glance-db-sync", "glance-ready"):
         command = deployment.named(name)
         assert {"stdout", "stderr"} <= set(command.additional_secret_outputs), name
         assert command.inputs["logging"] == "none", name
@@ -162,8 +173,8 @@ def test_clear_linux_follows_its_guide() -> None:
     deployment = run_stack("clearlinux", **GUIDE_SECRETS)
     install = deployment.named("glance-install").inputs["create"]
     assert guides.CLEAR_LINUX_PACKAGES in install
-    assert_sections(config_text(deployment, "glance-config-glance-api"), guides.CLEAR_LINUX_API)
-    assert_sections(config_text(deployment, "glance-config-glance-registry"), guides.CLEAR_LINUX_REGISTRY)
+    assert_sections(api_config(deployment), guides.CLEAR_LINUX_API)
+    assert_sections(parse_ini(config_text(deployment, "glance-config-glance-registry")), guides.CLEAR_LINUX_REGISTRY)
     assert "systemctl restart update-triggers.target" in deployment.named("glance-ownership").inputs["create"]
     units = deployment.named("glance-units").inputs["create"]
     assert "systemctl enable --now glance-api.service glance-registry.service" in units
@@ -179,7 +190,7 @@ def test_rhel_follows_its_notes() -> None:
     install = deployment.named("glance-install").inputs["create"]
     crb, yum = (install.index(step) for step in guides.RHEL_PACKAGE_STEPS)
     assert crb < yum
-    assert_sections(config_text(deployment, "glance-config-glance-api"), guides.RHEL_API)
+    assert_sections(api_config(deployment), guides.RHEL_API)
     assert "chown root:glance /etc/glance/glance-api.conf" in deployment.named("glance-ownership").inputs["create"]
     assert "chmod 0640" in deployment.named("glance-ownership").inputs["create"]
     units = deployment.named("glance-units").inputs["create"]
@@ -215,7 +226,7 @@ def test_debian_installs_its_own_package() -> None:
     units = deployment.named("glance-units").inputs
     assert "systemctl enable --now glance-api.service" in units["create"]
     assert "systemctl disable --now glance-api.service" in units["delete"]
-    api = parse_ini(config_text(deployment, "glance-config-glance-api"))
+    api = api_config(deployment)
     assert api["database"]["connection"].startswith("mysql+pymysql://glance:")
     assert api["keystone_authtoken"]["auth_url"] == "http://controller:5000"
     assert api["glance_store"]["filesystem_store_datadir"] == "/var/lib/glance/images/"
@@ -226,14 +237,14 @@ def test_debian_can_switch_to_postgresql() -> None:
     deployment = run_stack("debian", dbEngine="postgresql")
     assert "python3-psycopg2" in deployment.named("glance-install").inputs["create"]
     assert "/etc/postgresql/15/main/pg_hba.conf" in deployment.named("glance-pg-hba").inputs["create"]
-    api = parse_ini(config_text(deployment, "glance-config-glance-api"))
+    api = api_config(deployment)
     assert api["database"]["connection"].startswith("postgresql+psycopg2://")
     assert not deployment.of_type("mysql:index/database:Database")
 
 
 def test_generated_passwords_survive_quoting() -> None:
     deployment = run_stack("rhel")
-    api = parse_ini(config_text(deployment, "glance-config-glance-api"))
+    api = api_config(deployment)
     url = urlsplit(api["database"]["connection"])
     assert unquote(url.password or "") == GENERATED_PASSWORD
     # oslo.config reads $$ as a literal dollar.
@@ -241,8 +252,7 @@ def test_generated_passwords_survive_quoting() -> None:
     assert api["oslo_limit"]["password"].replace("$$", "$") == GENERATED_PASSWORD
 
 
-def assert_sections(text: str, guide: dict[str, dict[str, str]]) -> None:
-    rendered = parse_ini(text)
+def assert_sections(rendered: configparser.ConfigParser, guide: dict[str, dict[str, str]]) -> None:
     for section, options in guide.items():
         assert rendered.has_section(section), f"[{section}] missing"
         for option, expected in options.items():
