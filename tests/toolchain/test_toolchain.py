@@ -37,7 +37,7 @@ def pinned_versions() -> tuple[str, dict[str, str]]:
         m = re.fullmatch(r"pulumi(?:-([a-z0-9-]+))?==(\S+)", raw.split("#", 1)[0].strip())
         if m and m.group(1) is None:
             pulumi_version = m.group(2)
-        elif m:
+        elif m and m.group(1) != "policy":  # the CrossGuard SDK, not a resource plugin
             plugins[m.group(1)] = m.group(2)
     return pulumi_version, plugins
 

@@ -1,0 +1,1 @@
+"""The CrossGuard policy pack (run as a directory by the engine: see __main__.py)."""
