@@ -134,16 +134,19 @@ def write_stack(
     connection: Mapping[str, Any],
     image: Path,
     secrets: Mapping[str, str] | None = None,
+    like: str | None = None,
 ) -> Path:
-    """Select (creating if needed) stack `name` and write its lab config, plus any further
-    `secrets` (key -> value, set with --secret); returns the file."""
+    """Select (creating if needed) stack `name` and write its lab config (that of lab stack
+    `like`, default `name`), plus any further `secrets` (key -> value, set with --secret);
+    returns the file."""
+    template = like or name
     pulumi.run("stack", "select", "--create", "--secrets-provider", "passphrase", name)
     stack_file = pulumi.cwd / "stacks" / f"Pulumi.{name}.yaml"
     salt = re.search(r"^encryptionsalt:\s*(\S+)", stack_file.read_text(), re.MULTILINE)
     document: dict[str, Any] = {"encryptionsalt": salt.group(1)} if salt else {}
     # JSON is YAML: a generated file needs no YAML library.
-    document["config"] = plain_config(name, connection, image)
+    document["config"] = plain_config(template, connection, image)
     stack_file.write_text(json.dumps(document, indent=2) + "\n")
-    for key, value in {**secret_config(name, connection), **(secrets or {})}.items():
+    for key, value in {**secret_config(template, connection), **(secrets or {})}.items():
         pulumi.run("config", "set", "--secret", "--stack", name, key, stdin=value)
     return stack_file

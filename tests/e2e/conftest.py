@@ -58,6 +58,17 @@ def require_plugins() -> None:
         )
 
 
+def require_policy_host() -> None:
+    """Policy packs start through the language host, which must be the engine's own release."""
+    manifest = json.loads((toolchain_dir() / "manifest.json").read_text())
+    host, engine = manifest.get("language_host", {}).get("version"), manifest.get("pulumi")
+    if host != engine:
+        pytest.xfail(
+            f"the toolchain's Python language host is {host}, older than the engine ({engine}): it cannot start "
+            f"policy packs; install pulumi-language-python-v{engine} with GLANCE_PULUMI_PLUGIN_DIR (see the README)"
+        )
+
+
 @pytest.fixture(scope="session")
 def pulumi_cli(tmp_path_factory: pytest.TempPathFactory) -> PulumiCli:
     """The real CLI on a copy of the project, with its own file backend and passphrase."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import string
 import subprocess
@@ -26,7 +27,7 @@ import pytest
 from lab.controller import Lab
 from lab.stacks import LAB_STACKS, PulumiCli, lab_image_file, write_stack
 from tests.e2e import checks
-from tests.e2e.conftest import Timer, require_plugins
+from tests.e2e.conftest import REPO, Timer, require_plugins, require_policy_host
 
 # Every printable ASCII punctuation character and a space in each, placed where parsers bite:
 # matching quotes and white space at the ends (oslo.config), backslashes (SQL), '%', '@', ':'
@@ -36,6 +37,7 @@ OPERATOR_PASSWORDS = {
     "glance:glancePassword": " gl" + string.punctuation[::-1] + " ",
     "glance:limitsPassword": "$li " + string.punctuation + "\\",
 }
+POLICY_PACK = REPO / "policy"
 # The steps a one-option change may touch: the file, its ownership, the restart, the gate.
 CONFIG_STEPS = {"glance-config-glance-api", "glance-ownership", "glance-restart", "glance-ready"}
 
@@ -127,6 +129,10 @@ class TestLabStackWithTheEngine:
     def test_option_change_touches_only_config_and_restart(self, deployed: EngineStack) -> None:
         started = checks.unit_started_at(deployed.target)
         deployed.set_config("glance:debug", "true")
+        # What a reviewer reads: the option line itself, and no secret anywhere.
+        diff = deployed.cli("preview", "--diff", "--color", "never")
+        assert re.search(r"^\s*\+\s*debug = True$", diff, re.MULTILINE), diff
+        checks.assert_no_secret_in(deployed.target, {"preview --diff": diff}, controller=False)
         changed = deployed.changed_steps()
         assert {"glance-config-glance-api", "glance-restart"} <= changed <= CONFIG_STEPS, changed
         with Timer(f"engine {deployed.target.stack}: update one option"):
@@ -135,6 +141,38 @@ class TestLabStackWithTheEngine:
         assert checks.unit_started_at(deployed.target) != started
         image = deployed.target.admin().get(f"{checks.GLANCE_URL}/v2/images/{deployed.target.image_id}")
         assert image["status"] == "active"
+
+    def test_password_change_is_a_secret_change_that_restarts_glance(self, deployed: EngineStack) -> None:
+        started = checks.unit_started_at(deployed.target)
+        new_password = OPERATOR_PASSWORDS["glance:glancePassword"][::-1] + "2"
+        deployed.pulumi.run(
+            "config", "set", "--secret", "--stack", deployed.target.stack, "glance:glancePassword", stdin=new_password
+        )
+        deployed.target.secrets["glancePassword"] = new_password
+        diff = deployed.cli("preview", "--diff", "--color", "never")
+        assert "glance-config-credentials" in diff and "[secret]" in diff, diff
+        checks.assert_no_secret_in(deployed.target, {"preview --diff": diff}, controller=False)
+        deployed.cli("up", "--yes", "--skip-preview")
+        assert checks.unit_started_at(deployed.target) != started
+        checks.assert_passwords_as_chosen(deployed.target)
+        checks.assert_glance_user_authenticates(deployed.target)
+
+    def test_policy_pack_passes_and_fires_on_a_production_twin(self, deployed: EngineStack) -> None:
+        require_policy_host()
+        output = deployed.cli("preview", "--policy-pack", str(POLICY_PACK), "--color", "never")
+        assert "glance-pulumi" in output, output
+        twin = f"{deployed.target.stack}-prod"  # the same lab stack under a name that marks production
+        write_stack(twin, deployed.pulumi, deployed.target.lab.connection, lab_image_file(), like=deployed.target.stack)
+        try:
+            result = deployed.pulumi.run("preview", "--policy-pack", str(POLICY_PACK), "--stack", twin, check=False)
+        finally:
+            deployed.pulumi.run("stack", "rm", "--yes", "--force", twin, check=False)
+        refusal = result.stdout + result.stderr
+        assert result.returncode != 0, refusal
+        for policy in ("production-data-protected", "production-https-endpoints"):
+            assert policy in refusal, refusal
+        for policy in ("no-plaintext-credentials", "image-service-interfaces"):
+            assert f"[{policy}]" not in refusal and f"{policy}  (" not in refusal, refusal
 
     def test_destroy_of_protected_data_refuses_and_removes_nothing(self, deployed: EngineStack) -> None:
         deployed.set_config("glance:protectData", "true")
