@@ -190,6 +190,8 @@ def empty_program_preview(workdir: Path) -> float:
     """The engine's own cost: `pulumi preview` of a program that declares nothing."""
     project = Path(tempfile.mkdtemp(dir=workdir))
     pulumi = scratch_project(project, Path(tempfile.mkdtemp(dir=workdir)))
+    # Same runtime and virtualenv, no config schema, nothing declared.
+    (project / "Pulumi.yaml").write_text("name: empty\nruntime:\n  name: python\n  options:\n    virtualenv: venv\n")
     (project / "__main__.py").write_text("")
     pulumi.run("stack", "init", "empty", "--secrets-provider", "passphrase")
     return timed(lambda: engine_run(pulumi, "empty", "preview"))
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     overhead: list[float] = []
     with tempfile.TemporaryDirectory(prefix="glance-bench-") as scratch:
         workdir = Path(scratch)
+        if not stand_in:
+            overhead = [empty_program_preview(workdir) for _ in range(args.repetitions)]
         for repetition in range(args.repetitions):
 
             def guide_side() -> None:
@@ -283,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"program {program['fresh deploy'][-1]:.1f}s",
                 file=sys.stderr,
             )
-        if not stand_in:
-            overhead = [empty_program_preview(workdir) for _ in range(args.repetitions)]
     print(report(args.stack, args.repetitions, engine, guide, program, overhead, resources))
     return 0
 
