@@ -22,7 +22,7 @@ from typing import Any
 from .paths import LOOPBACK, PORTS, cache_root
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "requirements.txt")
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "policy", "requirements.txt")
 
 TEST_IMAGE_SIZE = "16M"
 

@@ -29,6 +29,9 @@ from pulumi_policy import (
 
 from components.settings import NAMESPACE, SECRET_KEYS
 
+# The pack lives in the project's policy/ folder; the engine starts it with that folder as
+# its working directory, so the project (and its stack files) is found from here.
+PROJECT = Path(__file__).resolve().parent.parent
 PRODUCTION = re.compile(r"(^|[-_.])prod(uction)?($|[-_.])")
 DATA_RESOURCES = {
     "mysql:index/database:Database",
@@ -66,12 +69,15 @@ def plaintext_credentials(config: dict[str, Any]) -> list[str]:
     )
 
 
-def no_plaintext_credentials(args: StackValidationArgs, report: ReportViolation, project: Path | None = None) -> None:
-    """`project`: the project directory, where the engine starts the pack (its working directory)."""
+def no_plaintext_credentials(args: StackValidationArgs, report: ReportViolation, project: Path = PROJECT) -> None:
+    """The stack files are read from `project`, the project this pack belongs to."""
     stacks = {stack_of(resource) for resource in args.resources}
     for stack in sorted(stacks):
-        path = stack_config_file(project or Path.cwd(), stack)
-        config = (yaml.safe_load(path.read_text()) or {}).get("config", {}) if path.exists() else {}
+        path = stack_config_file(project, stack)
+        if not path.exists():
+            report(f"cannot check the credentials of stack {stack}: {path} does not exist", None)
+            continue
+        config = (yaml.safe_load(path.read_text()) or {}).get("config", {})
         for key in plaintext_credentials(config):
             report(f"{key} is in plaintext in {path.name}: set it with `pulumi config set --secret {key}`", None)
 

@@ -27,7 +27,7 @@ import pytest
 from lab.controller import Lab
 from lab.stacks import LAB_STACKS, PulumiCli, lab_image_file, write_stack
 from tests.e2e import checks
-from tests.e2e.conftest import REPO, Timer, require_plugins, require_policy_host
+from tests.e2e.conftest import Timer, require_plugins, require_policy_host
 
 # Every printable ASCII punctuation character and a space in each, placed where parsers bite:
 # matching quotes and white space at the ends (oslo.config), backslashes (SQL), '%', '@', ':'
@@ -37,7 +37,6 @@ OPERATOR_PASSWORDS = {
     "glance:glancePassword": " gl" + string.punctuation[::-1] + " ",
     "glance:limitsPassword": "$li " + string.punctuation + "\\",
 }
-POLICY_PACK = REPO / "policy"
 # The steps a one-option change may touch: the file, its ownership, the restart, the gate.
 CONFIG_STEPS = {"glance-config-glance-api", "glance-ownership", "glance-restart", "glance-ready"}
 
@@ -159,12 +158,13 @@ class TestLabStackWithTheEngine:
 
     def test_policy_pack_passes_and_fires_on_a_production_twin(self, deployed: EngineStack) -> None:
         require_policy_host()
-        output = deployed.cli("preview", "--policy-pack", str(POLICY_PACK), "--color", "never")
+        pack = str(deployed.pulumi.cwd / "policy")  # the project copy's own pack: it reads that project's stacks
+        output = deployed.cli("preview", "--policy-pack", pack, "--color", "never")
         assert "glance-pulumi" in output, output
         twin = f"{deployed.target.stack}-prod"  # the same lab stack under a name that marks production
         write_stack(twin, deployed.pulumi, deployed.target.lab.connection, lab_image_file(), like=deployed.target.stack)
         try:
-            result = deployed.pulumi.run("preview", "--policy-pack", str(POLICY_PACK), "--stack", twin, check=False)
+            result = deployed.pulumi.run("preview", "--policy-pack", pack, "--stack", twin, check=False)
         finally:
             deployed.pulumi.run("stack", "rm", "--yes", "--force", twin, check=False)
         refusal = result.stdout + result.stderr

@@ -94,6 +94,10 @@ def test_no_plaintext_credentials(tmp_path: Path) -> None:
     assert len(found) == 1 and "glance:dbAdminPassword is in plaintext in Pulumi.dev.yaml" in found[0]
     write_stack_file(tmp_path, "dev", {"glance:profile": "debian", "glance:dbAdminPassword": {"secure": "v1:x"}})
     assert violations(glance_rules.no_plaintext_credentials, args, project=tmp_path) == []
+    # A stack whose file cannot be found is not waved through.
+    other = stack_args("other", {"public": "http://c:9292"})
+    found = violations(glance_rules.no_plaintext_credentials, other, project=tmp_path)
+    assert found == [f"cannot check the credentials of stack other: {tmp_path}/stacks/Pulumi.other.yaml does not exist"]
 
 
 @pytest.mark.parametrize("name", ["glance-database", "glance-image-store"])
