@@ -73,10 +73,10 @@ def engine_stack(stack: str, lab: Lab, pulumi: PulumiCli, secrets: dict[str, str
     target = checks.Target(stack, lab)
     target.secrets.update({key.removeprefix("glance:"): value for key, value in secrets.items()})
     yield EngineStack(target, pulumi)
-    # Whatever happened, leave nothing for the next stack.
-    pulumi.run("config", "set", "--stack", stack, "glance:protectData", "false", check=False)
+    # Whatever happened (a failed test, a killed engine), leave nothing for the next stack.
     pulumi.run("cancel", "--yes", "--stack", stack, check=False)
-    pulumi.run("up", "--yes", "--skip-preview", "--refresh", "--stack", stack, check=False)
+    pulumi.run("refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", stack, check=False)
+    pulumi.run("state", "unprotect", "--all", "--yes", "--stack", stack, check=False)
     pulumi.run("destroy", "--yes", "--skip-preview", "--stack", stack, check=False)
     pulumi.run("stack", "rm", "--yes", "--force", stack, check=False)
 
