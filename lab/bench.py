@@ -134,7 +134,8 @@ def engine_run(pulumi: PulumiCli, stack: str, *args: str) -> str:
 
 
 def resource_seconds(event_log: Path) -> dict[str, float]:
-    """Seconds from each resource's first step event to its outputs, by resource name."""
+    """Seconds from each resource's first step event to its outputs, by resource name; only the
+    resources that do work (not the stack, nor the components, which span their children)."""
     started: dict[str, float] = {}
     took: dict[str, float] = {}
     for line in event_log.read_text().splitlines():
@@ -144,7 +145,9 @@ def resource_seconds(event_log: Path) -> dict[str, float]:
         for kind in ("resourcePreEvent", "resOutputsEvent"):
             if kind in event:
                 urn = event[kind]["metadata"]["urn"]
-                name = urn.rsplit("::", 1)[-1]
+                type_, name = urn.split("::")[-2:]
+                if type_.rsplit("$", 1)[-1].startswith(("glance:", "pulumi:pulumi:Stack")):
+                    continue
                 if kind == "resourcePreEvent":
                     started.setdefault(name, event["timestamp"])
                 elif name in started:

@@ -14,16 +14,20 @@ def test_phases_end_where_the_next_one_starts() -> None:
 
 
 def test_resource_seconds_run_from_first_step_event_to_outputs(tmp_path: Path) -> None:
-    def event(kind: str, name: str, at: int) -> str:
-        return json.dumps({"timestamp": at, kind: {"metadata": {"urn": f"urn:pulumi:s::p::t::{name}"}}})
+    def event(kind: str, name: str, at: int, type_: str = "glance:node:GlanceNode$command:remote:Command") -> str:
+        return json.dumps({"timestamp": at, kind: {"metadata": {"urn": f"urn:pulumi:s::p::{type_}::{name}"}}})
 
     log = tmp_path / "events.jsonl"
     lines = [
         json.dumps({"timestamp": 1, "preludeEvent": {}}),
+        event("resourcePreEvent", "glance-lab", 9, "pulumi:pulumi:Stack"),
+        event("resourcePreEvent", "glance", 9, "glance:node:GlanceNode"),
         event("resourcePreEvent", "glance-install", 10),
         event("resourcePreEvent", "glance-user", 11),
         event("resOutputsEvent", "glance-user", 12),
         event("resOutputsEvent", "glance-install", 52),
+        event("resOutputsEvent", "glance", 53, "glance:node:GlanceNode"),
+        event("resOutputsEvent", "glance-lab", 54, "pulumi:pulumi:Stack"),
     ]
     log.write_text("\n".join(lines) + "\n")
     assert bench.resource_seconds(log) == {"glance-install": 42, "glance-user": 1}
