@@ -47,7 +47,9 @@ class GlanceMocks(pulumi.runtime.Mocks):
 
 
 def stack_names() -> list[str]:
-    return sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in STACKS.glob("Pulumi.*.yaml"))
+    """The committed stack files; the lab's (Pulumi.lab-*.yaml) are written per boot by the quickstart."""
+    names = (path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in STACKS.glob("Pulumi.*.yaml"))
+    return sorted(name for name in names if not name.startswith("lab-"))
 
 
 def project_defaults() -> dict[str, Any]:
