@@ -34,12 +34,11 @@ from . import controller
 from .paths import LOOPBACK, PORTS
 from .stacks import (
     LAB_STACKS,
-    REPO,
     PulumiCli,
     lab_image_file,
-    plain_config,
+    missing_plugins,
+    program_config,
     scratch_project,
-    secret_config,
     write_stack,
 )
 
@@ -119,13 +118,6 @@ def phase_seconds(output: str) -> dict[str, float]:
 # ---- the program -----------------------------------------------------------------------------------
 
 
-def missing_plugins() -> list[str]:
-    toolchain = subprocess.run(
-        [str(REPO / "scripts" / "pulumi-toolchain"), "--check"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return list(json.loads((Path(toolchain) / "manifest.json").read_text()).get("missing", []))
-
-
 def engine_run(pulumi: PulumiCli, stack: str, *args: str) -> str:
     result = pulumi.run(*args, "--stack", stack, check=False)
     if result.returncode != 0:
@@ -181,10 +173,9 @@ def run_stand_in(stack: str, image: Path) -> tuple[dict[str, float], dict[str, f
     from tests.standin.program import run_program as run_under_mocks
 
     with fresh_lab() as lab:
-        config = {**plain_config(stack, lab.connection, image), **secret_config(stack, lab.connection)}
         executor = LabExecutor(lab)
-        program_config = {key.removeprefix("glance:"): value for key, value in config.items()}
-        deploy = timed(lambda: run_under_mocks(program_config, executor))
+        config = program_config(stack, lab.connection, image)
+        deploy = timed(lambda: run_under_mocks(config, executor))
         destroy = timed(executor.destroy)
     return {"fresh deploy": deploy, "destroy": destroy}, {}
 

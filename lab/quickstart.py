@@ -9,31 +9,20 @@ but without Pulumi state. Tear down with `python3 -m lab down`.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 from lab import controller
-from lab.stacks import LAB_STACKS, PulumiCli, lab_image_file, plain_config, secret_config, write_stack
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def missing_plugins() -> list[str]:
-    toolchain = subprocess.run(
-        [ROOT / "scripts" / "pulumi-toolchain", "--check"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return list(json.loads((Path(toolchain) / "manifest.json").read_text()).get("missing", []))
+from lab.stacks import LAB_STACKS, REPO, PulumiCli, lab_image_file, missing_plugins, program_config, write_stack
 
 
 def with_engine(stack: str, fresh_lab: bool) -> int:
-    pulumi = PulumiCli(argv=[str(ROOT / "scripts" / "pulumi")], cwd=ROOT, env={})
+    pulumi = PulumiCli(argv=[str(REPO / "scripts" / "pulumi")], cwd=REPO, env={})
     if fresh_lab:
         # A new lab boot is a pristine controller: state from an earlier boot describes nothing.
         pulumi.run("stack", "rm", "--yes", "--force", stack, check=False)
     write_stack(stack, pulumi, controller.read_connection(), lab_image_file())
-    return subprocess.run([*pulumi.argv, "up", "--yes", "--stack", stack], cwd=ROOT, check=False).returncode
+    return subprocess.run([*pulumi.argv, "up", "--yes", "--stack", stack], cwd=REPO, check=False).returncode
 
 
 def with_stand_in(stack: str, fresh_lab: bool) -> int:
@@ -47,9 +36,8 @@ def with_stand_in(stack: str, fresh_lab: bool) -> int:
         controller.boot()
     lab = controller.Lab()
     lab.connection = controller.read_connection()
-    config = {**plain_config(stack, lab.connection, lab_image_file()), **secret_config(stack, lab.connection)}
     executor = LabExecutor(lab)
-    run_program({key.removeprefix("glance:"): value for key, value in config.items()}, executor)
+    run_program(program_config(stack, lab.connection, lab_image_file()), executor)
     state = lab.ssh("systemctl is-active glance-api.service", check=False).stdout.strip()
     image = next(a for a in executor.applied if a.type == "openstack:images/image:Image")
     print(f"deployed {len(executor.applied)} resources; glance-api is {state} at {GLANCE_URL}")

@@ -128,6 +128,21 @@ def secret_config(name: str, connection: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def program_config(name: str, connection: Mapping[str, Any], image: Path) -> dict[str, Any]:
+    """Lab stack `name`'s whole config as the program reads it: keys without the namespace,
+    credentials included (for running the program under the tests' stand-in)."""
+    config = {**plain_config(name, connection, image), **secret_config(name, connection)}
+    return {key.removeprefix("glance:"): value for key, value in config.items()}
+
+
+def missing_plugins() -> list[str]:
+    """The official plugins the installed toolchain lacks (scripts/pulumi-toolchain --check)."""
+    toolchain = subprocess.run(
+        [str(REPO / "scripts" / "pulumi-toolchain"), "--check"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return list(json.loads((Path(toolchain) / "manifest.json").read_text()).get("missing", []))
+
+
 def write_stack(
     name: str,
     pulumi: PulumiCli,

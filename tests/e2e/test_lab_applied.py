@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lab.controller import Lab
-from lab.stacks import LAB_STACKS, lab_image_file, plain_config, secret_config
+from lab.stacks import LAB_STACKS, lab_image_file, program_config
 from tests.e2e import checks
 from tests.e2e.conftest import Timer
 from tests.standin.executor import Applied, LabExecutor
@@ -28,10 +28,8 @@ class AppliedStack:
         self.declared = Deployment()
 
     def config(self) -> dict[str, Any]:
-        connection = self.target.lab.connection
-        plain = plain_config(self.target.stack, connection, lab_image_file())
-        everything = {**plain, **secret_config(self.target.stack, connection), **self.overrides}
-        return {key.removeprefix("glance:"): value for key, value in everything.items()}
+        overrides = {key.removeprefix("glance:"): value for key, value in self.overrides.items()}
+        return {**program_config(self.target.stack, self.target.lab.connection, lab_image_file()), **overrides}
 
     def apply(self) -> LabExecutor:
         previous: list[Applied] = self.executor.applied if self.executor else []
