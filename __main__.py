@@ -1,7 +1,8 @@
 """Deploy the OpenStack Image service (Glance) onto a controller.
 
 The stack config is validated first; then the diagram below, in dependency order:
-passwords -> database + Keystone identity -> the node's remote steps -> the CirrOS image.
+passwords -> database + Keystone identity (+ Swift containers) -> the node's remote steps ->
+the CirrOS image.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from components.database import DatabaseArgs, GlanceDatabase
 from components.identity import GlanceIdentity, IdentityArgs
 from components.image import CirrosImage, ImageArgs
 from components.node import GlanceNode, NodeArgs
+from components.object_store import ContainersArgs, SwiftContainers
 from components.passwords import PasswordsArgs, ServicePasswords
 from components.providers import providers
 from components.stack_config import read_settings
+from components.stores import SwiftStore
 
 settings = read_settings()
 name = "glance"
@@ -50,6 +53,16 @@ identity = GlanceIdentity(
         provider=provider.keystone,
     ),
 )
+containers = SwiftContainers(
+    name,
+    ContainersArgs(
+        stores=[s for s in settings.glance.stores if isinstance(s, SwiftStore) and s.create_container],
+        keystone=settings.keystone,
+        glance_password=passwords.glance,
+        protect=settings.protect_data,
+        identity=identity,
+    ),
+)
 node = GlanceNode(
     name,
     NodeArgs(
@@ -59,7 +72,7 @@ node = GlanceNode(
         limits_password=passwords.limits,
         # oslo_limit finds its service and region through the image endpoint's id.
         limits_endpoint_id=identity.endpoint_ids["public"] if settings.limits else None,
-        prerequisites=[database, identity],
+        prerequisites=[database, identity, containers],
     ),
 )
 image = CirrosImage(
@@ -74,3 +87,4 @@ pulumi.export("keystone_user_id", identity.user_id)
 pulumi.export("image_service_id", identity.service_id)
 pulumi.export("database", database.name)
 pulumi.export("image_id", image.id)
+pulumi.export("stores", {"enabled": [s.id for s in settings.glance.stores], "default": settings.glance.default_store})

@@ -28,6 +28,7 @@ from components import rendering, scripts
 from components.remote import script_source
 from components.settings import Settings
 from components.ssh import SECRET_OUTPUTS, connection
+from components.stores import FileStore
 
 READINESS_TIMEOUT_SECONDS = 300
 
@@ -56,17 +57,32 @@ class GlanceNode(pulumi.ComponentResource):
 
         install = self._command(
             f"{name}-install",
-            create=scripts.install(profile, settings.database.engine),
+            create=scripts.install(profile, settings.database.engine, [s.type for s in settings.glance.stores]),
             delete=scripts.uninstall(profile),
         )
-        store = self._command(
-            f"{name}-image-store",
-            create=scripts.ensure_store(settings.glance.store_path),
-            delete=scripts.remove_store(settings.glance.store_path),
-            depends_on=[install],
-            # The store holds the image bytes: keep it unless the stack opts out.
-            protect=settings.protect_data,
-        )
+        directories = [
+            self._command(
+                f"{name}-image-store-{store.id}",
+                create=scripts.ensure_store(store.path),
+                delete=scripts.remove_store(store.path),
+                depends_on=[install],
+                # The store holds the image bytes: keep it unless the stack opts out.
+                protect=settings.protect_data,
+                # Stacks deployed before stores could be declared named their one file store so.
+                aliases=[pulumi.Alias(name=f"{name}-image-store")] if not settings.glance.multi_store else None,
+            )
+            for store in settings.glance.stores
+            if isinstance(store, FileStore)
+        ]
+        if settings.glance.multi_store:
+            directories.append(
+                self._command(
+                    f"{name}-work-dirs",
+                    create=scripts.ensure_store(*rendering.RESERVED_STORES.values()),
+                    delete=scripts.remove_store(*rendering.RESERVED_STORES.values()),
+                    depends_on=[install],
+                )
+            )
         configs = [
             self._command(
                 f"{name}-config-{_config_name(path)}",
@@ -106,7 +122,7 @@ class GlanceNode(pulumi.ComponentResource):
             f"{name}-units",
             create=scripts.enable_units(profile.units),
             delete=scripts.disable_units(profile.units),
-            depends_on=[db_sync, store],
+            depends_on=[db_sync, *directories],
         )
         restart = self._command(
             f"{name}-restart",
@@ -134,6 +150,7 @@ class GlanceNode(pulumi.ComponentResource):
         depends_on: Sequence[pulumi.Resource] = (),
         protect: bool = False,
         secret_outputs: bool = False,
+        aliases: Sequence[pulumi.Alias] | None = None,
     ) -> remote.Command:
         return remote.Command(
             name,
@@ -150,6 +167,7 @@ class GlanceNode(pulumi.ComponentResource):
                 parent=self,
                 depends_on=list(depends_on),
                 protect=protect,
+                aliases=list(aliases) if aliases else None,
                 additional_secret_outputs=SECRET_OUTPUTS if secret_outputs else None,
             ),
         )

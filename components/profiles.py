@@ -7,8 +7,11 @@ program does differently per variant is read from these records.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from components.stores import StoreType
 
 DbEngine = Literal["mysql", "postgresql"]
 ProfileName = Literal["clearlinux", "rhel", "debian"]
@@ -35,6 +38,10 @@ class Release:
     credentials_dir: str | None
     supports_keystone_limits: bool
     service_description: str
+    # The glance_store drivers this generation ships, and whether it has multi-store
+    # (enabled_backends, one section per store) or only [glance_store]'s single-store form.
+    store_types: frozenset[StoreType]
+    multi_store: bool
 
 
 LIBERTY = Release(
@@ -49,6 +56,9 @@ LIBERTY = Release(
     credentials_dir=None,
     supports_keystone_limits=False,
     service_description="OpenStack Image service",
+    # Liberty's S3 driver was deprecated and read-only in practice; it came back in Ussuri.
+    store_types=frozenset({"file", "swift", "rbd", "cinder"}),
+    multi_store=False,
 )
 
 ZED = Release(
@@ -63,6 +73,8 @@ ZED = Release(
     credentials_dir="/etc/glance/glance.conf.d",
     supports_keystone_limits=True,
     service_description="OpenStack Image",
+    store_types=frozenset({"file", "swift", "rbd", "s3", "cinder"}),
+    multi_store=True,
 )
 
 
@@ -76,6 +88,8 @@ class Profile:
     packages: tuple[str, ...]
     # Extra packages for the SQLAlchemy driver of each engine (empty: part of the bundle).
     db_driver_packages: dict[DbEngine, tuple[str, ...]]
+    # The client libraries each store type's driver imports (absent: nothing extra).
+    store_packages: Mapping[StoreType, tuple[str, ...]]
     # Shell lines; $packages is replaced by the packages plus the engine's driver packages.
     install_commands: tuple[str, ...]
     uninstall_commands: tuple[str, ...]
@@ -94,6 +108,8 @@ CLEAR_LINUX = Profile(
     default_db_engine="mysql",
     packages=("openstack-image",),
     db_driver_packages={"mysql": (), "postgresql": ()},
+    # The openstack-image bundle carries every driver's client library.
+    store_packages={},
     install_commands=("clr_bundle_add $packages",),
     uninstall_commands=("swupd bundle-remove openstack-image",),
     units=("glance-api.service", "glance-registry.service"),
@@ -109,6 +125,12 @@ RHEL = Profile(
     default_db_engine="postgresql",
     packages=("openstack-glance",),
     db_driver_packages={"mysql": ("python3-PyMySQL",), "postgresql": ("python3-psycopg2",)},
+    store_packages={
+        "swift": ("python3-swiftclient",),
+        "rbd": ("python3-rbd", "python3-rados"),
+        "s3": ("python3-boto3",),
+        "cinder": ("python3-os-brick", "python3-cinderclient"),
+    },
     # Without crb, python3-pyxattr is unavailable and the install fails.
     install_commands=("yum config-manager --set-enabled crb", "yum install -y $packages"),
     uninstall_commands=("yum remove -y openstack-glance",),
@@ -125,6 +147,12 @@ DEBIAN = Profile(
     default_db_engine="mysql",
     packages=("glance-api",),
     db_driver_packages={"mysql": ("python3-pymysql",), "postgresql": ("python3-psycopg2",)},
+    store_packages={
+        "swift": ("python3-swiftclient",),
+        "rbd": ("python3-rbd", "python3-rados"),
+        "s3": ("python3-boto3",),
+        "cinder": ("python3-os-brick", "python3-cinderclient"),
+    },
     # A deploy interrupted during the install leaves dpkg half done: finish that first (a
     # no-op otherwise), and wait for the package lock rather than fail on it. Try the cached
     # package lists first: a controller without a mirror still installs from its local

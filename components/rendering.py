@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from components.settings import Settings
+from components.stores import STAGING_DIR, SWIFT_REFERENCES, TASKS_DIR, RbdStore, SwiftStore
 
 Sections = dict[str, dict[str, str]]
 
 API_CONF = "/etc/glance/glance-api.conf"
 REGISTRY_CONF = "/etc/glance/glance-registry.conf"
 CREDENTIALS_FILE = "50-glance-pulumi-credentials.conf"
+# Multi-store keeps staged uploads and import work in file stores of these names.
+RESERVED_STORES = {"os_glance_staging_store": STAGING_DIR, "os_glance_tasks_store": TASKS_DIR}
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ def credential_sections(settings: Settings, credentials: Credentials) -> Section
         if credentials.limits_password is None:
             raise ValueError("oslo_limit needs the limits user's password")
         sections["oslo_limit"] = {"password": credentials.limits_password}
+    for store in settings.glance.stores:
+        if store.secret_options():
+            section = store.id if settings.glance.multi_store else "glance_store"
+            sections.setdefault(section, {}).update(store.secret_options())
     return sections
 
 
@@ -82,17 +89,36 @@ def api_sections(settings: Settings, limits_endpoint_id: str | None) -> Sections
     if settings.limits is not None:
         # The Zed guide's text says use_keystone_quotas; the option Glance reads is this one.
         sections["DEFAULT"]["use_keystone_limits"] = "True"
+    if settings.glance.multi_store:
+        sections["DEFAULT"]["enabled_backends"] = ", ".join(f"{s.id}:{s.type}" for s in settings.glance.stores)
     sections["keystone_authtoken"] = authtoken_section(settings)
     # Without the keystone flavor the paste pipeline skips authtoken: an open API.
     sections["paste_deploy"] = {"flavor": "keystone"}
-    sections["glance_store"] = {
-        "stores": "file,http",
-        "default_store": "file",
-        "filesystem_store_datadir": settings.glance.store_path + "/",
-    }
+    sections.update(store_sections(settings))
     if settings.limits is not None:
         sections["oslo_limit"] = oslo_limit_section(settings, limits_endpoint_id)
     return _overlay(sections, settings.glance.extra_options)
+
+
+def store_sections(settings: Settings) -> Sections:
+    """The stores' options without their secrets, in the form the release reads."""
+    glance = settings.glance
+    if not glance.multi_store:
+        # Single-store form: one option set per type in [glance_store]; http stays readable
+        # as in the guides.
+        default = next(store for store in glance.stores if store.id == glance.default_store)
+        types = [store.type for store in glance.stores]
+        section = {"stores": ",".join([*types, "http"]), "default_store": default.type}
+        for store in glance.stores:
+            section.update(store.options())
+        return {"glance_store": section}
+    sections: Sections = {"glance_store": {"default_backend": glance.default_store}}
+    for store in glance.stores:
+        description = {"store_description": store.description} if store.description else {}
+        sections[store.id] = {**store.options(), **description}
+    for name, directory in RESERVED_STORES.items():
+        sections[name] = {"filesystem_store_datadir": directory + "/"}
+    return sections
 
 
 def oslo_limit_section(settings: Settings, endpoint_id: str | None) -> dict[str, str]:
@@ -127,17 +153,29 @@ def credentials_path(settings: Settings) -> str | None:
     return None if directory is None else f"{directory}/{CREDENTIALS_FILE}"
 
 
+def _rbd_stores(settings: Settings) -> list[RbdStore]:
+    return [store for store in settings.glance.stores if isinstance(store, RbdStore)]
+
+
+def _referenced_swift_stores(settings: Settings) -> list[SwiftStore]:
+    return [s for s in settings.glance.stores if isinstance(s, SwiftStore) and not s.multi_tenant]
+
+
 def plain_paths(settings: Settings) -> tuple[str, ...]:
     """Files without a secret in them, which a preview may show."""
-    return (API_CONF,) if credentials_path(settings) else ()
+    api = (API_CONF,) if credentials_path(settings) else ()
+    return api + tuple(store.ceph_conf for store in _rbd_stores(settings))
 
 
 def secret_paths(settings: Settings) -> tuple[str, ...]:
     """Files that carry credentials."""
     path = credentials_path(settings)
     if path is not None:
-        return (path,)
-    return (API_CONF, REGISTRY_CONF) if settings.profile.release.has_registry else (API_CONF,)
+        glance: tuple[str, ...] = (path,)
+    else:
+        glance = (API_CONF, REGISTRY_CONF) if settings.profile.release.has_registry else (API_CONF,)
+    swift = (SWIFT_REFERENCES,) if _referenced_swift_stores(settings) else ()
+    return glance + swift + tuple(store.keyring_path for store in _rbd_stores(settings))
 
 
 def config_paths(settings: Settings) -> tuple[str, ...]:
@@ -152,21 +190,37 @@ def config_dirs(settings: Settings) -> tuple[str, ...]:
 
 def plain_files(settings: Settings, limits_endpoint_id: str | None) -> dict[str, str]:
     """path -> text of the files in plain_paths."""
-    if not plain_paths(settings):
-        return {}
-    return {API_CONF: render_ini(api_sections(settings, limits_endpoint_id))}
+    files = {store.ceph_conf: store.ceph_conf_text() for store in _rbd_stores(settings)}
+    if credentials_path(settings) is not None:
+        files[API_CONF] = render_ini(api_sections(settings, limits_endpoint_id))
+    return files
 
 
 def secret_files(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> dict[str, str]:
     """path -> text of the files in secret_paths."""
     path = credentials_path(settings)
     if path is not None:
-        return {path: render_ini(credential_sections(settings, credentials))}
-    files = {API_CONF: render_ini(effective_sections(settings, credentials, limits_endpoint_id))}
-    if settings.profile.release.has_registry:
-        registry = _overlay(registry_sections(settings), credential_sections(settings, credentials))
-        files[REGISTRY_CONF] = render_ini(registry)
+        files = {path: render_ini(credential_sections(settings, credentials))}
+    else:
+        files = {API_CONF: render_ini(effective_sections(settings, credentials, limits_endpoint_id))}
+        if settings.profile.release.has_registry:
+            registry = _overlay(registry_sections(settings), credential_sections(settings, credentials))
+            files[REGISTRY_CONF] = render_ini(registry)
+    swift = _referenced_swift_stores(settings)
+    if swift:
+        files[SWIFT_REFERENCES] = render_references(
+            {store.id: swift_reference(settings, store, credentials.glance_password) for store in swift}
+        )
+    files.update({store.keyring_path: store.keyring_text() for store in _rbd_stores(settings)})
     return files
+
+
+def swift_reference(settings: Settings, store: SwiftStore, glance_password: str) -> dict[str, str]:
+    """The account a single-tenant Swift store puts images in, as glance_store reads it."""
+    keystone = settings.keystone
+    return store.reference(
+        glance_password, settings.profile.release.domain_by_name, (keystone.domain_id, keystone.domain_name)
+    )
 
 
 def config_files(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> dict[str, str]:
@@ -193,6 +247,28 @@ def _oslo_escape(value: str) -> str:
     # Its parser strips surrounding white space and then one pair of matching quotes:
     # such a value is wrapped in a pair of quotes of its own, which is what gets stripped.
     if escaped != escaped.strip() or (escaped[:1] in ("'", '"') and escaped[0] == escaped[-1]):
+        return f'"{escaped}"'
+    return escaped
+
+
+def render_references(sections: Sections) -> str:
+    """The Swift references file: glance_store reads it with configparser, not oslo.config."""
+    lines = ["# Managed by glance-pulumi: edit the stack config, not this file."]
+    for name, options in sections.items():
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{key} = {_configparser_escape(value)}" for key, value in options.items())
+    return "\n".join(lines) + "\n"
+
+
+def _configparser_escape(value: str) -> str:
+    """The text glance_store's SwiftConfigParser reads back as exactly `value`."""
+    if "\n" in value:
+        raise ValueError("config values cannot span lines")
+    # Its ConfigParser interpolates '%'; a literal percent is written as %%.
+    escaped = value.replace("%", "%%")
+    # configparser strips surrounding white space, then glance_store one pair of quotes
+    # (and refuses an unclosed one): such a value gets a pair of its own to be stripped.
+    if escaped != escaped.strip() or escaped[:1] in ("'", '"'):
         return f'"{escaped}"'
     return escaped
 

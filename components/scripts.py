@@ -12,6 +12,7 @@ from string import Template
 
 from components.profiles import DbEngine, Profile
 from components.settings import PgHba
+from components.stores import StoreType
 
 STRICT = "set -eu"
 
@@ -24,8 +25,9 @@ def _words(items: Iterable[str]) -> str:
     return " ".join(shlex.quote(item) for item in items)
 
 
-def install(profile: Profile, engine: DbEngine) -> str:
-    packages = _words(profile.packages + profile.db_driver_packages[engine])
+def install(profile: Profile, engine: DbEngine, store_types: Iterable[StoreType] = ()) -> str:
+    store_packages = [package for kind in store_types for package in profile.store_packages.get(kind, ())]
+    packages = _words(dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages)))
     return _join(STRICT, *(Template(line).substitute(packages=packages) for line in profile.install_commands))
 
 
@@ -38,8 +40,9 @@ def write_file(path: str) -> str:
     directory, name = path.rsplit("/", 1)
     return _join(
         STRICT,
-        "umask 077",
+        # Before the umask: a directory made here (e.g. /etc/ceph) stays enterable by all.
         f"mkdir -p {shlex.quote(directory)}",
+        "umask 077",
         f"tmp=$(mktemp {shlex.quote(f'{directory}/.{name}.')}XXXXXX)",
         'cat > "$tmp"',
         f'mv -f "$tmp" {shlex.quote(path)}',
@@ -60,12 +63,12 @@ def fix_ownership(profile: Profile, paths: Iterable[str], directories: Iterable[
     return _join(STRICT, *lines)
 
 
-def ensure_store(path: str) -> str:
-    return _join(STRICT, f"install -d -o glance -g glance -m 0750 {shlex.quote(path)}")
+def ensure_store(*paths: str) -> str:
+    return _join(STRICT, f"install -d -o glance -g glance -m 0750 {_words(paths)}")
 
 
-def remove_store(path: str) -> str:
-    return _join(f"rm -rf --one-file-system {shlex.quote(path)}")
+def remove_store(*paths: str) -> str:
+    return _join(f"rm -rf --one-file-system {_words(paths)}")
 
 
 def db_sync(tries: int = 10, delay_seconds: int = 6) -> str:

@@ -28,6 +28,16 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.profiles import PROFILES, DbEngine, Profile, ProfileName
+from components.stores import (
+    SECRET_OPTIONS,
+    STORE_TYPES,
+    FileStore,
+    FileStoreConfig,
+    Store,
+    StoreConfig,
+    StoreDefaults,
+    resolve,
+)
 
 NAMESPACE = "glance"
 
@@ -43,6 +53,7 @@ SECRET_KEYS = frozenset(
     }
 )
 
+DEFAULT_STORE_PATH = "/var/lib/glance/images"
 GUIDE_CIRROS_URL = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
 LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 
@@ -162,7 +173,9 @@ class StackConfig(BaseModel):
     public_url: HttpUrl | None = None
     internal_url: HttpUrl | None = None
     admin_url: HttpUrl | None = None
-    image_store_path: AbsolutePath = "/var/lib/glance/images"
+    image_store_path: AbsolutePath | None = None
+    stores: list[StoreConfig] | None = None
+    default_store: str | None = None
     memcached_servers: list[str] = Field(default_factory=list)
     debug: bool = False
     api_options: list[OptionLine] = Field(default_factory=list)
@@ -185,9 +198,10 @@ class StackConfig(BaseModel):
         hosts = self.api_hosts or [self.controller_host]
         if len(hosts) > 1:
             raise ValueError(
-                f"apiHosts: {len(hosts)} hosts share one image store, but the file store at "
-                f"imageStorePath ({self.image_store_path}) is per host; deploy one API host"
+                f"apiHosts: {len(hosts)} hosts share one image store, but the default store is a file store, "
+                "which is per host; deploy one API host"
             )
+        self._check_stores(profile)
         if self.keystone_limits and not profile.release.supports_keystone_limits:
             raise ValueError(
                 f"keystoneLimits: Keystone unified limits need Glance Zed or later; "
@@ -199,6 +213,43 @@ class StackConfig(BaseModel):
         if engine != "postgresql" and misplaced:
             raise ValueError(f"{', '.join(misplaced)}: only used with dbEngine postgresql, not {engine}")
         return self
+
+    def _check_stores(self, profile: Profile) -> None:
+        """The rules that span store items (each item checks its own options)."""
+        if self.stores is None:
+            if self.default_store is not None:
+                raise ValueError("defaultStore: only used with stores; declare the stores first")
+            return
+        if self.image_store_path is not None:
+            raise ValueError("imageStorePath: not used with stores; give the file store's path as its `path`")
+        if not self.stores:
+            raise ValueError("stores: declare at least one store, or leave stores unset for the file store")
+        ids = [store.id for store in self.stores]
+        doubled = sorted({store_id for store_id in ids if ids.count(store_id) > 1})
+        if doubled:
+            raise ValueError(f"stores: id {', '.join(map(repr, doubled))} is used more than once; ids must be unique")
+        release = profile.release
+        for index, store in enumerate(self.stores):
+            if store.type not in release.store_types:
+                supported = ", ".join(t for t in STORE_TYPES if t in release.store_types)
+                raise ValueError(
+                    f"stores[{index}].type: Glance {release.name} (profile {profile.name}) has no {store.type} "
+                    f"store; supported: {supported}"
+                )
+        types = [store.type for store in self.stores]
+        if not release.multi_store and len(set(types)) < len(types):
+            twice = sorted({t for t in types if types.count(t) > 1})
+            raise ValueError(
+                f"stores: Glance {release.name} configures one store per type (no multi-store); "
+                f"{', '.join(twice)} is declared more than once"
+            )
+        if self.default_store is None and len(self.stores) > 1:
+            raise ValueError(f"defaultStore: required with several stores; one of: {', '.join(ids)}")
+        if self.default_store is not None and self.default_store not in ids:
+            raise ValueError(f"defaultStore: {self.default_store!r} is not a store id; one of: {', '.join(ids)}")
+        file_paths = [store.path for store in self.stores if isinstance(store, FileStoreConfig)]
+        if len(set(file_paths)) < len(file_paths):
+            raise ValueError("stores: two file stores have the same path; each needs its own directory")
 
 
 @dataclass(frozen=True)
@@ -269,7 +320,11 @@ class Endpoints:
 @dataclass(frozen=True)
 class GlanceSettings:
     endpoints: Endpoints
-    store_path: str
+    stores: tuple[Store, ...]
+    default_store: str
+    # Zed with declared stores: enabled_backends and a section per store. Otherwise the
+    # single-store form of the guides ([glance_store] stores/default_store).
+    multi_store: bool
     memcached_servers: tuple[str, ...]
     debug: bool
     extra_options: Mapping[str, Mapping[str, str]]
@@ -301,6 +356,8 @@ def load_settings(raw: Mapping[str, str], secret_keys: frozenset[str] = frozense
         for key in sorted(SECRET_KEYS & raw.keys() - secret_keys)
         if raw[key] not in UNSET_MARKERS
     ]
+    if "stores" not in secret_keys:
+        errors.extend(_plaintext_store_secrets(_decode(raw.get("stores"))))
     try:
         config = StackConfig.model_validate({key: _decode(value) for key, value in raw.items()})
     except ValidationError as exc:
@@ -320,16 +377,49 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _plaintext_store_secrets(stores: Any) -> list[str]:
+    if not isinstance(stores, list):
+        return []
+    return [
+        f"{NAMESPACE}:stores[{index}].{option} holds a credential: set it with "
+        f"`pulumi config set --secret --path '{NAMESPACE}:stores[{index}].{option}'`"
+        for index, item in enumerate(stores)
+        if isinstance(item, dict)
+        for option in sorted(SECRET_OPTIONS & item.keys())
+    ]
+
+
+def _location(loc: tuple[Any, ...]) -> list[str]:
+    """Pydantic's error location as the stack file spells it: stores[1].keyring, not
+    stores.1.rbd.keyring (the union tag it inserts after the index is left out)."""
+    parts: list[str] = []
+    for index, part in enumerate(loc):
+        if isinstance(part, int) and parts:
+            parts[-1] += f"[{part}]"
+        elif index >= 2 and loc[0] == "stores" and isinstance(loc[index - 1], int) and part in STORE_TYPES:
+            continue
+        else:
+            parts.append(str(part))
+    return parts
+
+
 def _describe(error: Any) -> str:
-    location = [str(part) for part in error["loc"]]
+    location = _location(tuple(error["loc"]))
     message: str = error["msg"]
-    if error["type"] == "extra_forbidden":
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        location.append("type")
+        message = f"must be one of: {', '.join(STORE_TYPES)}"
+    elif error["type"] == "extra_forbidden":
         message = "is not a known key (see the README's stack config reference)"
     elif error["type"] == "missing":
         secret = location and location[0] in SECRET_KEYS
         message = "is required" + (" (set it with `pulumi config set --secret`)" if secret else "")
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
+        if location and location[-1].startswith("stores["):
+            # An item's own rule names the item's keys: "keyring: must be ..."
+            keys, _, message = message.partition(": ")
+            location[-1] += f".{keys}"
     if not location:
         key, _, message = message.partition(": ")
         location = [key]
@@ -379,7 +469,7 @@ def _resolve(config: StackConfig) -> Settings:
                 internal=config.internal_url or glance_url,
                 admin=config.admin_url or glance_url,
             ),
-            store_path=config.image_store_path,
+            **_stores(config, profile, auth_url=f"{auth_url}/v3", api_url=config.keystone_api_url or f"{auth_url}/v3"),
             memcached_servers=tuple(config.memcached_servers),
             debug=config.debug,
             extra_options=_option_sections(config.api_options),
@@ -436,6 +526,24 @@ def _default_hba_address(controller: str) -> str:
     except ValueError:
         return controller
     return f"{address}/{address.max_prefixlen}"
+
+
+def _stores(config: StackConfig, profile: Profile, auth_url: str, api_url: str) -> dict[str, Any]:
+    if config.stores is None:
+        # The guides' single file store, configured as they configure it.
+        path = config.image_store_path or DEFAULT_STORE_PATH
+        return {"stores": (FileStore("file", path),), "default_store": "file", "multi_store": False}
+    defaults = StoreDefaults(
+        auth_url=auth_url,
+        api_url=api_url,
+        account=f"{config.service_project}:{config.glance_user}",
+        region=config.region,
+    )
+    return {
+        "stores": tuple(resolve(item, defaults) for item in config.stores),
+        "default_store": config.default_store or config.stores[0].id,
+        "multi_store": profile.release.multi_store,
+    }
 
 
 def _option_sections(lines: list[str]) -> dict[str, dict[str, str]]:

@@ -32,7 +32,7 @@ from .errors import LabError
 from .paths import MACHINE_NAME, cache_root
 
 # Bump when the build procedure in this file changes in a way that alters the image.
-RECIPE_REVISION = "4"
+RECIPE_REVISION = "5"
 SUITE = "bookworm"
 DEBOOTSTRAP_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,procps"
 HOST_PACKAGES = ("debootstrap", "systemd-container", "openssh-client", "qemu-utils")
@@ -200,7 +200,7 @@ def _build(work: Path, log: Log) -> None:
 
     creds = _generate_secrets()
     _write_private(rootfs / "root/lab-secrets.env", "".join(f"{k}={v}\n" for k, v in creds.items()))
-    log("provision stage 2: database accounts and Keystone bootstrap (booted, private network)")
+    log("provision stage 2: database accounts, Keystone and Swift bootstrap (booted, private network)")
     t = time.monotonic()
     _run_stage(rootfs, "bootstrap", logs / "stage-bootstrap.log", boot=True)
     timings["bootstrap_s"] = time.monotonic() - t
@@ -219,6 +219,7 @@ def _build(work: Path, log: Log) -> None:
                 "postgresql_admin_password": creds["PG_ADMIN_PASSWORD"],
                 "keystone_admin_password": creds["KEYSTONE_ADMIN_PASSWORD"],
                 "keystone_db_password": creds["KEYSTONE_DB_PASSWORD"],
+                "swift_service_password": creds["SWIFT_SERVICE_PASSWORD"],
             },
             indent=2,
         ),
@@ -304,6 +305,8 @@ def _generate_secrets() -> dict[str, str]:
         "PG_ADMIN_PASSWORD": password(),
         "KEYSTONE_ADMIN_PASSWORD": password(),
         "KEYSTONE_DB_PASSWORD": password(),
+        # Keystone user `swift` (project service), which the Swift proxy validates tokens as.
+        "SWIFT_SERVICE_PASSWORD": password(),
     }
 
 

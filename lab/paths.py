@@ -7,7 +7,8 @@ from pathlib import Path
 
 # Loopback only: the container shares the host's network namespace, so these are
 # the host's 127.0.0.1 ports too. Glance's port is checked free at `up` because the
-# deployment will start glance-api inside the lab on it.
+# deployment will start glance-api inside the lab on it. Swift's account, container
+# and object servers listen too (the proxy reaches them through its rings).
 LOOPBACK = "127.0.0.1"
 PORTS: dict[str, int] = {
     "ssh": 2222,
@@ -15,6 +16,10 @@ PORTS: dict[str, int] = {
     "postgresql": 5432,
     "memcached": 11211,
     "keystone": 5000,
+    "swift": 8080,
+    "swift_account": 6202,
+    "swift_container": 6201,
+    "swift_object": 6200,
     "glance": 9292,
 }
 
@@ -24,6 +29,11 @@ CGROUP_NAME = "glance-pulumi-lab"
 PG_HBA_PATH = "/etc/postgresql/15/main/pg_hba.conf"
 KEYSTONE_AUTH_URL = f"http://{LOOPBACK}:{PORTS['keystone']}/v3"
 REGION = "RegionOne"
+# The Swift proxy; Keystone's catalog has it as `object-store`, at
+# SWIFT_URL/v1/AUTH_<project id> (public, internal and admin alike).
+SWIFT_URL = f"http://{LOOPBACK}:{PORTS['swift']}"
+SWIFT_SERVICE_TYPE = "object-store"
+SWIFT_STORAGE_PORTS = ("swift_account", "swift_container", "swift_object")
 
 
 def cache_root() -> Path:

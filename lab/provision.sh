@@ -7,7 +7,8 @@
 #   provision.sh bootstrap  run by lab-provision.service inside the BOOTED container on a
 #                           private network (only its own loopback, so a build never
 #                           collides with a running lab's ports): database accounts,
-#                           Keystone bootstrap. Powers the container off when done.
+#                           Keystone bootstrap, Swift's service user and endpoints.
+#                           Powers the container off when done.
 #
 # Inputs (bootstrap): /root/lab-secrets.env, written by the builder, mode 0600,
 # deleted by the builder afterwards. Secrets only ever travel through files, stdin
@@ -21,6 +22,9 @@ LAB_PACKAGES=(
     memcached
     keystone uwsgi-core uwsgi-plugin-python3
     python3-openstackclient
+    # Swift 2.30, a real object store for Glance. The proxy's authtoken filter needs
+    # keystonemiddleware, only a Recommends of swift-proxy (keystone pulls it in anyway).
+    swift swift-proxy swift-account swift-container swift-object python3-keystonemiddleware
     curl ca-certificates
 )
 # Packages the deployment installs later: downloaded only, so that installing them
@@ -63,6 +67,7 @@ EOF
     configure_postgresql
     configure_memcached
     configure_keystone
+    configure_swift
     install_provision_unit
 
     rm -f /usr/sbin/policy-rc.d
@@ -159,6 +164,164 @@ EOF
     # Enabled only once the database is bootstrapped (bootstrap stage).
     systemctl disable keystone.service >/dev/null 2>&1 || true
     cp -n /etc/keystone/keystone.conf /etc/keystone/keystone.conf.debian
+}
+
+# Swift: a proxy and one account, container and object server, one replica on one
+# device, all on loopback.
+SWIFT_STORAGE=(account:6202 container:6201 object:6200)
+SWIFT_UNITS=(swift-account swift-container swift-object swift-proxy)
+# Stands in proxy-server.conf for the swift user's password until the bootstrap stage.
+SWIFT_PASSWORD_PLACEHOLDER=@SWIFT_SERVICE_PASSWORD@
+
+configure_swift() {
+    # The hash path prefix/suffix only have to stay the same for the life of the rings,
+    # which live in the image: fixed lab values.
+    cat >/etc/swift/swift.conf <<'EOF'
+[swift-hash]
+swift_hash_path_prefix = glance-pulumi-lab-prefix
+swift_hash_path_suffix = glance-pulumi-lab-suffix
+
+[storage-policy:0]
+name = Policy-0
+default = yes
+EOF
+
+    local entry server port
+    for entry in "${SWIFT_STORAGE[@]}"; do
+        server=${entry%%:*} port=${entry##*:}
+        # workers = 1: a parent and one worker each (2 cores; memory matters more).
+        cat >"/etc/swift/${server}-server.conf" <<EOF
+[DEFAULT]
+bind_ip = 127.0.0.1
+bind_port = ${port}
+workers = 1
+devices = /srv/node
+mount_check = false
+swift_dir = /etc/swift
+log_name = swift-${server}-server
+
+[pipeline:main]
+pipeline = healthcheck ${server}-server
+
+[app:${server}-server]
+use = egg:swift#${server}
+
+[filter:healthcheck]
+use = egg:swift#healthcheck
+EOF
+    done
+
+    # The bootstrap stage puts the swift user's password in place of the placeholder:
+    # root:swift 0640 from the start. delay_auth_decision: keystoneauth decides, so
+    # that ACLs and anonymous /healthcheck work.
+    install -m 0640 -o root -g swift /dev/null /etc/swift/proxy-server.conf
+    cat >/etc/swift/proxy-server.conf <<EOF
+[DEFAULT]
+bind_ip = 127.0.0.1
+bind_port = 8080
+workers = 1
+swift_dir = /etc/swift
+log_name = swift-proxy-server
+
+[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats authtoken keystoneauth copy slo dlo proxy-logging proxy-server
+
+[app:proxy-server]
+use = egg:swift#proxy
+# A project's account (AUTH_<project id>) comes into being with its first container.
+account_autocreate = true
+
+[filter:catch_errors]
+use = egg:swift#catch_errors
+
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+
+[filter:healthcheck]
+use = egg:swift#healthcheck
+
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:11211
+
+[filter:listing_formats]
+use = egg:swift#listing_formats
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = http://127.0.0.1:5000/v3
+auth_url = http://127.0.0.1:5000/v3
+auth_type = password
+project_domain_id = default
+user_domain_id = default
+project_name = service
+username = swift
+password = ${SWIFT_PASSWORD_PLACEHOLDER}
+region_name = RegionOne
+delay_auth_decision = true
+cache = swift.cache
+include_service_catalog = false
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member
+
+[filter:copy]
+use = egg:swift#copy
+
+[filter:slo]
+use = egg:swift#slo
+
+[filter:dlo]
+use = egg:swift#dlo
+EOF
+
+    # Rings: 2^10 partitions, 1 replica, one device d1 on 127.0.0.1.
+    install -d -o swift -g swift -m 0755 /srv/node /srv/node/d1
+    for entry in "${SWIFT_STORAGE[@]}"; do
+        server=${entry%%:*} port=${entry##*:}
+        rm -f "/etc/swift/${server}.builder" "/etc/swift/${server}.ring.gz"
+        swift-ring-builder "/etc/swift/${server}.builder" create 10 1 1
+        swift-ring-builder "/etc/swift/${server}.builder" add --region 1 --zone 1 \
+            --ip 127.0.0.1 --port "${port}" --device d1 --weight 100
+        swift-ring-builder "/etc/swift/${server}.builder" rebalance
+        test -s "/etc/swift/${server}.ring.gz"
+    done
+
+    # The packages enable some twenty units (auditors, replicators, updaters, reaper,
+    # sharder, reconciler, container-sync, reconstructor); with one replica on one
+    # device they have nothing to do but cost memory. Keep the three storage servers;
+    # the proxy is enabled once it has its password (bootstrap stage).
+    local link unit
+    for link in /etc/systemd/system/multi-user.target.wants/swift-*.service; do
+        unit=${link##*/}
+        case ${unit%.service} in
+            swift-account | swift-container | swift-object) ;;
+            *) systemctl disable "$unit" ;;
+        esac
+    done
+    # rsyslog came with swift. journald already keeps every line (swift logs to
+    # /dev/log); a second copy under /var/log would only fill the session's tmpfs.
+    systemctl disable rsyslog.service
+    check_xattrs /srv/node/d1
+}
+
+check_xattrs() {  # check_xattrs DIR: the swift user can set a user.* xattr there
+    # The object server keeps an object's metadata in user.* xattrs. Checked here on
+    # the build's filesystem; tests/lab checks a session's overlay (tmpfs upper layer,
+    # which has user xattrs since Linux 6.6).
+    runuser -u swift -- /usr/bin/python3 - "$1" <<'EOF'
+import os, sys
+path = os.path.join(sys.argv[1], ".xattr-probe")
+with open(path, "wb") as probe:
+    os.setxattr(probe.fileno(), "user.swift.metadata", b"x" * 4096)
+    ok = os.getxattr(probe.fileno(), "user.swift.metadata") == b"x" * 4096
+os.unlink(path)
+sys.exit(0 if ok else 1)
+EOF
 }
 
 install_provision_unit() {
@@ -271,10 +434,102 @@ EOF
     done
     openstack token issue -f value -c id >/dev/null
 
+    bootstrap_swift
+
     # Nothing of this build should leak into the image's sessions.
     systemctl disable lab-provision.service
     rm -f /root/lab-secrets.env /root/.bash_history
     log "bootstrap stage done"
+}
+
+bootstrap_swift() {
+    : "${SWIFT_SERVICE_PASSWORD:?}"
+    log "swift: keystone user, service, endpoints"
+    # Plain Keystone API calls (the openstack CLI would want the new user's password
+    # in argv or on a terminal; it also costs ~2 s per call). Secrets in the environment.
+    KEYSTONE_ADMIN_PASSWORD="${KEYSTONE_ADMIN_PASSWORD}" SWIFT_SERVICE_PASSWORD="${SWIFT_SERVICE_PASSWORD}" \
+        /usr/bin/python3 - <<'EOF'
+import json, os, urllib.request
+
+KEYSTONE = "http://127.0.0.1:5000/v3"
+SWIFT_URL = "http://127.0.0.1:8080/v1/AUTH_%(project_id)s"
+
+def call(method, path, body=None, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(KEYSTONE + path, data=data, headers=headers, method=method)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        text = response.read()
+        return response.headers.get("X-Subject-Token"), (json.loads(text) if text else None)
+
+def password_auth(user, password, project):
+    return {"auth": {
+        "identity": {"methods": ["password"], "password": {
+            "user": {"name": user, "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
+
+token, _ = call("POST", "/auth/tokens", password_auth("admin", os.environ["KEYSTONE_ADMIN_PASSWORD"], "admin"))
+service_project = call("GET", "/projects?name=service", token=token)[1]["projects"][0]["id"]
+admin_role = call("GET", "/roles?name=admin", token=token)[1]["roles"][0]["id"]
+user = call("POST", "/users", {"user": {
+    "name": "swift", "domain_id": "default", "default_project_id": service_project,
+    "password": os.environ["SWIFT_SERVICE_PASSWORD"], "description": "Swift proxy (validates tokens)"}},
+    token)[1]["user"]["id"]
+call("PUT", f"/projects/{service_project}/users/{user}/roles/{admin_role}", token=token)
+service = call("POST", "/services", {"service": {
+    "name": "swift", "type": "object-store", "description": "OpenStack Object Storage"}}, token)[1]["service"]["id"]
+for interface in ("public", "internal", "admin"):
+    call("POST", "/endpoints", {"endpoint": {
+        "service_id": service, "interface": interface, "region_id": "RegionOne", "url": SWIFT_URL}}, token)
+# The new user can log in to the project the proxy names.
+call("POST", "/auth/tokens", password_auth("swift", os.environ["SWIFT_SERVICE_PASSWORD"], "service"))
+EOF
+
+    log "swift: proxy credentials, start"
+    # printf is a builtin: the password never appears in any process's argv.
+    local conf
+    conf=$(</etc/swift/proxy-server.conf)
+    install -m 0640 -o root -g swift /dev/null /etc/swift/proxy-server.conf.new
+    printf '%s\n' "${conf/"${SWIFT_PASSWORD_PLACEHOLDER}"/"${SWIFT_SERVICE_PASSWORD}"}" \
+        >/etc/swift/proxy-server.conf.new
+    mv /etc/swift/proxy-server.conf.new /etc/swift/proxy-server.conf
+    if grep -qF "${SWIFT_PASSWORD_PLACEHOLDER}" /etc/swift/proxy-server.conf; then
+        log "the swift password did not make it into proxy-server.conf"
+        return 1
+    fi
+    systemctl enable swift-proxy.service
+    systemctl start "${SWIFT_UNITS[@]/%/.service}"
+    wait_for 120 "swift proxy" curl -fsS http://127.0.0.1:8080/healthcheck
+
+    # End to end: a token of the service project is accepted for its account (the proxy
+    # validated it with its own credentials) and an anonymous request is refused.
+    # Nothing is written: the image's /srv/node stays empty.
+    SWIFT_SERVICE_PASSWORD="${SWIFT_SERVICE_PASSWORD}" /usr/bin/python3 - <<'EOF'
+import json, os, urllib.error, urllib.request
+
+body = {"auth": {
+    "identity": {"methods": ["password"], "password": {"user": {
+        "name": "swift", "domain": {"id": "default"}, "password": os.environ["SWIFT_SERVICE_PASSWORD"]}}},
+    "scope": {"project": {"name": "service", "domain": {"id": "default"}}}}}
+request = urllib.request.Request("http://127.0.0.1:5000/v3/auth/tokens", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+with urllib.request.urlopen(request, timeout=60) as response:
+    token = response.headers["X-Subject-Token"]
+    catalog = json.load(response)["token"]["catalog"]
+urls = [e["url"] for s in catalog if s["type"] == "object-store" for e in s["endpoints"] if e["interface"] == "public"]
+assert len(urls) == 1, catalog
+head = urllib.request.Request(urls[0], headers={"X-Auth-Token": token}, method="HEAD")
+with urllib.request.urlopen(head, timeout=60) as response:
+    assert response.status in (200, 204), response.status
+try:
+    urllib.request.urlopen(urllib.request.Request(urls[0], method="HEAD"), timeout=60)
+    raise SystemExit("swift let an anonymous request in")
+except urllib.error.HTTPError as error:
+    assert error.code == 401, error.code
+print("swift: token accepted for", urls[0])
+EOF
 }
 
 case "${1:-}" in

@@ -28,6 +28,7 @@ from pulumi_policy import (
 )
 
 from components.settings import NAMESPACE, SECRET_KEYS
+from components.stores import SECRET_OPTIONS
 
 # The pack lives in the project's policy/ folder; the engine starts it with that folder as
 # its working directory, so the project (and its stack files) is found from here.
@@ -36,7 +37,10 @@ PRODUCTION = re.compile(r"(^|[-_.])prod(uction)?($|[-_.])")
 DATA_RESOURCES = {
     "mysql:index/database:Database",
     "postgresql:index/database:Database",
+    # A Swift store's container, which the program creates when a store asks for it.
+    "openstack:objectstorage/containerV1:ContainerV1",
 }
+# The file stores' directories: glance-image-store-<store id>.
 IMAGE_STORE = "glance-image-store"
 ENDPOINT = "openstack:identity/endpointV3:EndpointV3"
 INTERFACES = {"public", "internal", "admin"}
@@ -61,12 +65,21 @@ def stack_config_file(project: Path, stack: str) -> Path:
 
 
 def plaintext_credentials(config: dict[str, Any]) -> list[str]:
-    """Credential keys whose value is written out, not `secure:`."""
-    return sorted(
+    """Credential keys whose value is written out, not `secure:` (stores' options included)."""
+    found = [
         f"{NAMESPACE}:{key}"
         for key in SECRET_KEYS
         if f"{NAMESPACE}:{key}" in config and not isinstance(config[f"{NAMESPACE}:{key}"], dict)
-    )
+    ]
+    stores = config.get(f"{NAMESPACE}:stores")
+    for index, item in enumerate(stores if isinstance(stores, list) else []):
+        if isinstance(item, dict):
+            found += [
+                f"{NAMESPACE}:stores[{index}].{option}"
+                for option in SECRET_OPTIONS & item.keys()
+                if not isinstance(item[option], dict)
+            ]
+    return sorted(found)
 
 
 def no_plaintext_credentials(args: StackValidationArgs, report: ReportViolation, project: Path = PROJECT) -> None:
@@ -79,13 +92,14 @@ def no_plaintext_credentials(args: StackValidationArgs, report: ReportViolation,
             continue
         config = (yaml.safe_load(path.read_text()) or {}).get("config", {})
         for key in plaintext_credentials(config):
-            report(f"{key} is in plaintext in {path.name}: set it with `pulumi config set --secret {key}`", None)
+            argument = f"--path '{key}'" if "[" in key else key
+            report(f"{key} is in plaintext in {path.name}: set it with `pulumi config set --secret {argument}`", None)
 
 
 def production_data_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if not is_production(stack_of(args)):
         return
-    is_data = args.resource_type in DATA_RESOURCES or args.name == IMAGE_STORE
+    is_data = args.resource_type in DATA_RESOURCES or args.name.startswith(IMAGE_STORE)
     if is_data and not args.opts.protect:
         report(f"{args.name} holds the deployment's data: set glance:protectData true in a production stack", None)
 

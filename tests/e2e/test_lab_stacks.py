@@ -180,7 +180,7 @@ class TestLabStackWithTheEngine:
         # As an operator runs it: the preview meets the protected resources before any step runs.
         deployed.cli("destroy", "--yes", expect_failure=True)
         refusal = deployed.outputs[-1]
-        for protected in ("glance-database", "glance-image-store"):
+        for protected in ("glance-database", "glance-image-store-file"):
             assert f"{protected}" in refusal and "protected" in refusal, refusal
         checks.assert_still_deployed(deployed.target)
         deployed.set_config("glance:protectData", "false")

@@ -94,15 +94,32 @@ def test_no_plaintext_credentials(tmp_path: Path) -> None:
     assert len(found) == 1 and "glance:dbAdminPassword is in plaintext in Pulumi.dev.yaml" in found[0]
     write_stack_file(tmp_path, "dev", {"glance:profile": "debian", "glance:dbAdminPassword": {"secure": "v1:x"}})
     assert violations(glance_rules.no_plaintext_credentials, args, project=tmp_path) == []
+    # A store's credential counts too, with the --path form that makes it a secret.
+    stores = [
+        {"id": "s3", "type": "s3", "secretKey": "plain"},
+        {"id": "ceph", "type": "rbd", "keyring": {"secure": "v1:k"}},
+    ]
+    write_stack_file(tmp_path, "dev", {"glance:profile": "debian", "glance:stores": stores})
+    assert violations(glance_rules.no_plaintext_credentials, args, project=tmp_path) == [
+        "glance:stores[0].secretKey is in plaintext in Pulumi.dev.yaml: "
+        "set it with `pulumi config set --secret --path 'glance:stores[0].secretKey'`"
+    ]
     # A stack whose file cannot be found is not waved through.
     other = stack_args("other", {"public": "http://c:9292"})
     found = violations(glance_rules.no_plaintext_credentials, other, project=tmp_path)
     assert found == [f"cannot check the credentials of stack other: {tmp_path}/stacks/Pulumi.other.yaml does not exist"]
 
 
-@pytest.mark.parametrize("name", ["glance-database", "glance-image-store"])
+DATA = {
+    "glance-database": "mysql:index/database:Database",
+    "glance-image-store-file": "command:remote:Command",
+    "glance-objects-container": "openstack:objectstorage/containerV1:ContainerV1",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
 def test_production_data_protected(name: str) -> None:
-    type_ = "mysql:index/database:Database" if name == "glance-database" else "command:remote:Command"
+    type_ = DATA[name]
     bad = resource_args("prod", type_, name, {}, protect=False)
     assert "set glance:protectData true" in violations(glance_rules.production_data_protected, bad)[0]
     assert violations(glance_rules.production_data_protected, resource_args("prod", type_, name, {}, True)) == []

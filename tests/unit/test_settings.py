@@ -59,7 +59,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (
         "api option without a section",
         {"apiOptions": ["debug=true"]},
-        "glance:apiOptions.0 items must look like section.option=value",
+        "glance:apiOptions[0] items must look like section.option=value",
     ),
     (
         "api options not a list",

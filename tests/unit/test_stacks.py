@@ -63,6 +63,7 @@ def test_components_use_glance_tokens_and_own_their_children(deployment: Deploym
         "glance:identity:GlanceIdentity",
         "glance:node:GlanceNode",
         "glance:image:CirrosImage",
+        "glance:object_store:SwiftContainers",
     }
     for resource in deployment.registrations:
         if resource.custom and not resource.type.startswith("pulumi:providers:"):
@@ -143,7 +144,7 @@ def test_credentials_travel_as_secrets(deployment: Deployment) -> None:
 
 def test_data_is_protected_by_default(deployment: Deployment) -> None:
     assert deployment.named("glance-database").protect
-    assert deployment.named("glance-image-store").protect
+    assert deployment.named("glance-image-store-file").protect
     assert not deployment.named("glance-install").protect
 
 
@@ -151,7 +152,7 @@ def test_data_is_protected_by_default(deployment: Deployment) -> None:
 def test_protection_can_be_switched_off(stack: str) -> None:
     deployment = run_stack(stack, protectData=False)
     assert not deployment.named("glance-database").protect
-    assert not deployment.named("glance-image-store").protect
+    assert not deployment.named("glance-image-store-file").protect
 
 
 def test_restart_and_ownership_follow_the_config_content(deployment: Deployment) -> None:
