@@ -41,6 +41,9 @@ from .paths import (
     PG_HBA_PATH,
     PORTS,
     REGION,
+    SWIFT_SERVICE_TYPE,
+    SWIFT_STORAGE_PORTS,
+    SWIFT_URL,
     run_dir,
 )
 
@@ -161,6 +164,7 @@ class BootTimings:
     running: float = 0.0
     ssh: float = 0.0
     keystone: float = 0.0
+    swift: float = 0.0
     ready: float = 0.0
     system_state: str = ""
     failed_units: list[str] = field(default_factory=list)
@@ -168,7 +172,7 @@ class BootTimings:
     def summary(self) -> str:
         text = (
             f"systemd {self.system_state} after {self.running:.1f}s, ssh {self.ssh:.1f}s, "
-            f"keystone {self.keystone:.1f}s, all checks {self.ready:.1f}s"
+            f"keystone {self.keystone:.1f}s, swift {self.swift:.1f}s, all checks {self.ready:.1f}s"
         )
         if self.failed_units:
             text += f"; failed units: {', '.join(self.failed_units)}"
@@ -234,11 +238,11 @@ def _make_session_key(run: Path, image: Path) -> Path:
 def _wait_until_ready(
     proc: subprocess.Popen[bytes], started: float, key: Path, image: Path, timeout: float
 ) -> BootTimings:
-    """Poll the three boot milestones together so each gets its own timing, then check
-    the logins a deployment depends on."""
+    """Poll the boot milestones together so each gets its own timing, then check the
+    logins a deployment depends on."""
     timings = BootTimings()
     deadline = started + timeout
-    pending = {"running", "ssh", "keystone"}
+    pending = {"running", "ssh", "keystone", "swift"}
     while pending:
         if proc.poll() is not None:
             raise LabError(f"systemd-nspawn exited ({proc.returncode}) during boot:\n{_console_tail()}")
@@ -255,6 +259,9 @@ def _wait_until_ready(
         if "keystone" in pending and _http_ok(f"{KEYSTONE_AUTH_URL}"):
             timings.keystone = time.monotonic() - started
             pending.discard("keystone")
+        if "swift" in pending and _swift_healthy():
+            timings.swift = time.monotonic() - started
+            pending.discard("swift")
         time.sleep(0.1)
     if timings.system_state == "degraded":
         timings.failed_units = _failed_units(proc.pid)
@@ -300,6 +307,13 @@ def _http_ok(url: str) -> bool:
             return bool(response.status == 200)
     except (OSError, urllib.error.HTTPError):
         return False
+
+
+def _swift_healthy() -> bool:
+    """The proxy and the account, container and object servers answer /healthcheck."""
+    urls = [f"{SWIFT_URL}/healthcheck"]
+    urls += [f"http://{LOOPBACK}:{PORTS[name]}/healthcheck" for name in SWIFT_STORAGE_PORTS]
+    return all(_http_ok(url) for url in urls)
 
 
 def _check_ssh_login(key: Path) -> None:
@@ -391,6 +405,7 @@ def _connection(nspawn_pid: int, key: Path, image: Path) -> dict[str, Any]:
             "region": REGION,
         },
         "memcached": f"{LOOPBACK}:{PORTS['memcached']}",
+        "swift": {"url": SWIFT_URL, "service_type": SWIFT_SERVICE_TYPE},
         "nspawn_pid": nspawn_pid,
     }
 

@@ -20,6 +20,7 @@ import pytest
 
 from components.rendering import (
     API_CONF,
+    RESERVED_STORES,
     Credentials,
     config_files,
     credentials_path,
@@ -27,6 +28,7 @@ from components.rendering import (
     render_ini,
 )
 from components.settings import Settings, load_settings
+from components.stores import SWIFT_REFERENCES
 from tests.unit.harness import TEST_SECRETS, stack_config
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -65,12 +67,16 @@ ZED_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+STORE_STACKS = ["debian-swift", "rhel-ceph"]
+
+
 def settings_for(variant: str) -> Settings:
     """A stack's settings as the engine would give them: `debian-options` is stack debian plus overrides."""
-    stack = variant.split("-")[0]
+    stack = variant if variant in STORE_STACKS else variant.split("-")[0]
     config = {**stack_config(stack), **TEST_SECRETS, **ZED_VARIANTS.get(variant, {})}
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
-    return load_settings(raw, frozenset(TEST_SECRETS))
+    # Store credentials are set with --secret --path, which makes the whole stores key secret.
+    return load_settings(raw, frozenset(TEST_SECRETS) | {"stores"})
 
 
 def validate(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -88,6 +94,99 @@ def test_rendered_zed_config_uses_only_real_glance_options(variant: str, tmp_pat
     result = validate(text, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ERROR" not in result.stderr
+
+
+# Runs oslo-config-validator with each store's section checked against its driver's group
+# of the glance.multi_store namespace (the registry names groups after drivers; Glance
+# registers the same options under each store id at run time), plus the per-store options
+# glance_store registers for every backend but leaves out of the sample data.
+STORE_VALIDATOR = """
+import json, sys
+from glance_store import driver
+from oslo_config import generator, validator
+
+store_types = json.loads(sys.argv[1])
+markers = {"file": "filesystem_store_datadir", "swift": "swift_store_container", "rbd": "rbd_store_pool",
+           "s3": "s3_store_host", "cinder": "cinder_volume_type"}
+real = generator._generate_machine_readable_data
+
+def with_store_sections(groups, conf):
+    data = real(groups, conf)
+    options = data["options"]
+    group_of = {kind: next(name for name, group in options.items()
+                           if any(opt["name"] == marker for opt in group["opts"]))
+                for kind, marker in markers.items()}
+    per_backend = [{"name": opt.dest, "dest": opt.dest} for opt in driver.Store.MULTI_BACKEND_OPTIONS]
+    for section, kind in store_types.items():
+        group = options[group_of[kind]]
+        options[section] = {**group, "opts": group["opts"] + per_backend}
+    return data
+
+generator._generate_machine_readable_data = with_store_sections
+sys.argv = ["oslo-config-validator", *sys.argv[2:]]
+sys.exit(validator.main())
+"""
+
+
+def validate_with_stores(settings: Settings, text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text(text)
+    sections = {store.id: store.type for store in settings.glance.stores}
+    sections |= {name: "file" for name in RESERVED_STORES}
+    namespaces = [arg for name in NAMESPACES for arg in ("--namespace", name)]
+    command = [DEBIAN_PYTHON, "-c", STORE_VALIDATOR, json.dumps(sections), *namespaces, "--input-file", str(conf)]
+    return subprocess.run([*command, "--exclude-group", "oslo_limit"], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("stack", STORE_STACKS)
+def test_store_stacks_use_only_real_store_options(stack: str, tmp_path: Path) -> None:
+    settings = settings_for(stack)
+    result = validate_with_stores(
+        settings, render_ini(effective_sections(settings, CREDENTIALS, ENDPOINT_ID)), tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ERROR" not in result.stderr
+
+
+def test_every_store_types_options_are_real(tmp_path: Path) -> None:
+    from tests.unit.test_stores import EVERY_TYPE
+
+    settings = settings_for_stores(EVERY_TYPE)
+    text = render_ini(effective_sections(settings, CREDENTIALS, ENDPOINT_ID))
+    result = validate_with_stores(settings, text, tmp_path)
+    assert result.returncode == 0, result.stderr
+    # And a misspelt store option is caught.
+    result = validate_with_stores(settings, text.replace("rbd_store_pool", "rbd_pool"), tmp_path)
+    assert result.returncode != 0 and "ceph/rbd_pool is not part of the sample config" in result.stderr
+
+
+def settings_for_stores(stores: list[dict[str, Any]]) -> Settings:
+    config = {**stack_config("debian"), **TEST_SECRETS, "stores": stores, "defaultStore": stores[0]["id"]}
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    return load_settings(raw, frozenset(TEST_SECRETS) | {"stores"})
+
+
+def test_swift_references_read_back_exactly_through_glance_store(tmp_path: Path) -> None:
+    """glance_store reads the references file with its own configparser (interpolation, quotes)."""
+    hostile = {
+        f"s{index}": {"id": f"s{index}", "type": "swift", "key": password}
+        for index, password in enumerate(HOSTILE_PASSWORDS.values())
+    }
+    settings = settings_for_stores(list(hostile.values()))
+    references = tmp_path / "glance-swift.conf"
+    references.write_text(config_files(settings, CREDENTIALS, ENDPOINT_ID)[SWIFT_REFERENCES])
+    program = (
+        "import json, sys\n"
+        "from glance_store._drivers.swift.utils import SwiftConfigParser\n"
+        "parser = SwiftConfigParser()\n"
+        "parser.read(sys.argv[1])\n"
+        "print(json.dumps({ref: parser.get(ref, 'key') for ref in parser.sections()}))\n"
+    )
+    result = subprocess.run(
+        [DEBIAN_PYTHON, "-c", program, str(references)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {ref: item["key"] for ref, item in hostile.items()}
 
 
 def test_a_misspelled_option_is_caught(tmp_path: Path) -> None:

@@ -7,25 +7,33 @@ The last tests take the lab down and check that nothing is left.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from email.message import Message
 from typing import Any
 
 import pytest
 
 from lab import controller, nspawn
-from lab.paths import CGROUP_NAME, KEYSTONE_AUTH_URL, LOOPBACK, MACHINE_NAME, PORTS, run_dir
+from lab.image import image_dir, read_secrets
+from lab.paths import CGROUP_NAME, KEYSTONE_AUTH_URL, LOOPBACK, MACHINE_NAME, PORTS, SWIFT_URL, run_dir
 from lab.pytest_plugin import require_lab
 
 PREFETCHED = ("glance-api", "python3-pymysql", "python3-psycopg2")
 SERVICE_PORTS = {name: port for name, port in PORTS.items() if name != "glance"}
+SWIFT_UNITS = ("swift-proxy", "swift-account", "swift-container", "swift-object")
+SWIFT_ENDPOINT = f"{SWIFT_URL}/v1/AUTH_%(project_id)s"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -54,6 +62,60 @@ def _keystone_get(path: str, token: str) -> Any:
         return json.load(response)
 
 
+def _http(
+    method: str, url: str, token: str | None = None, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, Message]:
+    """One HTTP request; (status, body, headers) also for 4xx/5xx answers."""
+    all_headers = {**({"X-Auth-Token": token} if token else {}), **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers
+
+
+def _keystone(method: str, path: str, token: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    status, raw, _ = _http(method, f"{KEYSTONE_AUTH_URL}{path}", token, data, {"Content-Type": "application/json"})
+    assert 200 <= status < 300, f"{method} {path}: HTTP {status} {raw[:500]!r}"
+    return json.loads(raw) if raw else None
+
+
+def _login(user: str, password: str, project: str) -> tuple[str, dict[str, Any]]:
+    """A project-scoped token and its body (project, roles, catalog)."""
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+            },
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+        }
+    }
+    status, raw, headers = _http(
+        "POST",
+        f"{KEYSTONE_AUTH_URL}/auth/tokens",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 201, f"login {user}@{project}: HTTP {status} {raw[:500]!r}"
+    return str(headers["X-Subject-Token"]), json.loads(raw)["token"]
+
+
+def _object_store_url(token_body: dict[str, Any], region: str) -> str:
+    """The public object-store endpoint of the token's catalog, as a client finds it."""
+    urls = [
+        endpoint["url"]
+        for service in token_body["catalog"]
+        if service["type"] == "object-store"
+        for endpoint in service["endpoints"]
+        if endpoint["interface"] == "public" and endpoint["region_id"] == region
+    ]
+    assert len(urls) == 1, token_body["catalog"]
+    return str(urls[0])
+
+
 # ---- the running lab -------------------------------------------------------------------
 
 
@@ -69,7 +131,7 @@ def test_root_is_a_pristine_overlay(lab_host: controller.Lab) -> None:
 
 
 def test_services_are_active(lab_host: controller.Lab) -> None:
-    units = "ssh mariadb postgresql@15-main memcached keystone"
+    units = "ssh mariadb postgresql@15-main memcached keystone " + " ".join(SWIFT_UNITS)
     out = lab_host.ssh(f"systemctl is-active {units}", check=False).stdout.split()
     assert out == ["active"] * len(units.split()), dict(zip(units.split(), out, strict=False))
 
@@ -119,6 +181,7 @@ def test_connection_json(conn: dict[str, Any]) -> None:
     assert conn["keystone"]["auth_url"] == "http://127.0.0.1:5000/v3"
     assert conn["keystone"]["region"] == "RegionOne"
     assert conn["memcached"] == "127.0.0.1:11211"
+    assert conn["swift"] == {"url": "http://127.0.0.1:8080", "service_type": "object-store"}
     assert nspawn.is_nspawn(conn["nspawn_pid"], MACHINE_NAME)
 
 
@@ -220,6 +283,134 @@ openstack region list -f value -c Region
 """,
     )
     assert out.split() == ["RegionOne"]
+
+
+# ---- swift -------------------------------------------------------------------------------
+
+
+def test_only_the_four_swift_servers_run(lab_host: controller.Lab) -> None:
+    """Auditors, replicators, updaters etc. are disabled (one replica, one device)."""
+    out = lab_host.ssh("systemctl list-units --type=service --state=active --plain --no-legend 'swift*'").stdout
+    assert sorted(line.split()[0] for line in out.splitlines() if line.strip()) == sorted(
+        f"{unit}.service" for unit in SWIFT_UNITS
+    )
+    assert lab_host.ssh("systemctl is-enabled rsyslog", check=False).stdout.strip() == "disabled"
+    for name in ("swift", "swift_account", "swift_container", "swift_object"):
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{PORTS[name]}/healthcheck", timeout=10) as response:
+            assert response.read() == b"OK", name
+
+
+def test_swift_password_stays_in_the_proxy_config(lab_host: controller.Lab, conn: dict[str, Any]) -> None:
+    password = read_secrets(image_dir())["swift_service_password"]
+    conf = "/etc/swift/proxy-server.conf"
+    assert lab_host.ssh(f"stat -c '%U:%G %a' {conf}").stdout.split() == ["root:swift", "640"]
+    # grep -f -: the pattern comes on stdin, not in argv.
+    assert lab_host.ssh(f"grep -cxF -f - {conf}", input=f"password = {password}\n").stdout.strip() == "1"
+    assert password not in lab_host.ssh("ps -eo args").stdout
+    assert password not in json.dumps(conn)
+
+
+def test_swift_in_keystone_catalog(conn: dict[str, Any]) -> None:
+    ks = conn["keystone"]
+    token, body = _login(ks["admin_user"], ks["admin_password"], ks["admin_project"])
+    services = _keystone_get("/services?type=object-store", token)["services"]
+    assert [(s["name"], s["enabled"]) for s in services] == [("swift", True)]
+    endpoints = _keystone_get(f"/endpoints?service_id={services[0]['id']}", token)["endpoints"]
+    assert sorted((e["interface"], e["region_id"], e["url"]) for e in endpoints) == [
+        (interface, "RegionOne", SWIFT_ENDPOINT) for interface in ("admin", "internal", "public")
+    ]
+    users = _keystone_get("/users?name=swift", token)["users"]
+    assert len(users) == 1
+    assignments = _keystone_get(f"/role_assignments?user.id={users[0]['id']}&include_names", token)["role_assignments"]
+    assert [(a["role"]["name"], a["scope"]["project"]["name"]) for a in assignments] == [("admin", "service")]
+    # The catalog a client gets with its token: the project's own account.
+    assert _object_store_url(body, ks["region"]) == f"{SWIFT_URL}/v1/AUTH_{body['project']['id']}"
+
+
+@pytest.fixture
+def service_member(conn: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """A throwaway user with the member role on project `service` (the admin user has
+    no role there); deleted afterwards."""
+    ks = conn["keystone"]
+    token = controller.keystone_token(ks["admin_password"], ks["admin_user"], ks["admin_project"])
+    name, password = f"lab-swift-probe-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    project = _keystone_get("/projects?name=service", token)["projects"][0]["id"]
+    member = _keystone_get("/roles?name=member", token)["roles"][0]["id"]
+    user = _keystone("POST", "/users", token, {"user": {"name": name, "domain_id": "default", "password": password}})
+    user_id = user["user"]["id"]
+    try:
+        _keystone("PUT", f"/projects/{project}/users/{user_id}/roles/{member}", token)
+        yield name, password
+    finally:
+        _keystone("DELETE", f"/users/{user_id}", token)
+    assert _keystone_get(f"/users?name={name}", token)["users"] == []
+
+
+# Run as root in the lab: the object's metadata, from the xattrs the object server wrote
+# (a pickled dict, split over user.swift.metadata, user.swift.metadata1, ...).
+READ_SWIFT_METADATA = """
+import json, os, pickle, sys
+chunks, index = [], 0
+while True:
+    try:
+        chunks.append(os.getxattr(sys.argv[1], "user.swift.metadata" + (str(index) if index else "")))
+    except OSError:
+        break
+    index += 1
+meta = pickle.loads(b"".join(chunks), encoding="bytes")
+text = lambda v: v.decode() if isinstance(v, bytes) else v
+print(json.dumps({text(k): text(v) for k, v in meta.items()}))
+"""
+
+
+@pytest.mark.parametrize("project", ["admin", "service"])
+def test_swift_object_round_trip(
+    lab_host: controller.Lab, conn: dict[str, Any], project: str, request: pytest.FixtureRequest
+) -> None:
+    """Keystone token -> catalog -> container, object PUT/GET -> the bytes on disk under
+    /srv/node/d1 (the session's tmpfs overlay, with xattrs) -> delete."""
+    ks = conn["keystone"]
+    if project == "admin":
+        user, password = ks["admin_user"], ks["admin_password"]
+    else:
+        user, password = request.getfixturevalue("service_member")
+    token, body = _login(user, password, project)
+    account = _object_store_url(body, ks["region"])
+    assert account == f"{conn['swift']['url']}/v1/AUTH_{body['project']['id']}"
+
+    container = f"lab-probe-{secrets.token_hex(4)}"
+    data = os.urandom(100_000) + f"{project} {container}".encode()
+    sha = hashlib.sha256(data).hexdigest()
+    assert _http("PUT", f"{account}/{container}", token, b"")[0] in (201, 202)
+    try:
+        status, _, headers = _http("PUT", f"{account}/{container}/blob", token, data)
+        assert status == 201
+        assert headers["Etag"] == hashlib.md5(data).hexdigest()  # Swift's ETag is the MD5
+        status, got, _ = _http("GET", f"{account}/{container}/blob", token)
+        assert status == 200 and got == data
+        status, raw, _ = _http("GET", f"{account}/{container}?format=json", token)
+        assert [(o["name"], o["bytes"]) for o in json.loads(raw)] == [("blob", len(data))]
+        # Without a token, or with another project's token, nothing is readable.
+        assert _http("GET", f"{account}/{container}/blob")[0] == 401
+        if project == "service":
+            admin_token = controller.keystone_token(ks["admin_password"], ks["admin_user"], ks["admin_project"])
+            assert _http("GET", f"{account}/{container}/blob", admin_token)[0] == 403
+
+        on_disk = lab_host.ssh("find /srv/node/d1/objects -type f -name '*.data' -exec sha256sum {} +").stdout
+        paths = [line.split()[1] for line in on_disk.splitlines() if line.split()[0] == sha]
+        assert len(paths) == 1, on_disk
+        meta = json.loads(lab_host.ssh(f"/usr/bin/python3 - {paths[0]}", input=READ_SWIFT_METADATA).stdout)
+        assert meta["name"] == f"/AUTH_{body['project']['id']}/{container}/blob"
+        assert meta["Content-Length"] == str(len(data))
+        assert lab_host.ssh(f"findmnt -no FSTYPE --target {paths[0]}").stdout.strip() == "overlay"
+
+        assert _http("DELETE", f"{account}/{container}/blob", token)[0] == 204
+        assert _http("GET", f"{account}/{container}/blob", token)[0] == 404
+        assert lab_host.ssh(f"test -e {paths[0]}", check=False).returncode == 1  # a .ts tombstone now
+    finally:
+        _http("DELETE", f"{account}/{container}/blob", token)
+        assert _http("DELETE", f"{account}/{container}", token)[0] in (204, 404)
+    assert _http("HEAD", f"{account}/{container}", token)[0] == 404
 
 
 # ---- glance packages: pre-downloaded, not installed ---------------------------------------

@@ -18,6 +18,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime import mocks, rpc, settings
 
 from components.settings import SECRET_KEYS
+from components.stores import SECRET_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_SIG = rpc._special_sig_key
@@ -130,6 +131,9 @@ def run_program(
     )
     raw = {f"glance:{key}": _config_text(value) for key, value in config.items()}
     secrets = SECRET_KEYS & config.keys()
+    # As Pulumi does: a key is secret when any value inside it was set with --secret --path.
+    if any(isinstance(item, dict) and SECRET_OPTIONS & item.keys() for item in config.get("stores") or []):
+        secrets |= {"stores"}
     pulumi.runtime.set_all_config(raw, [f"glance:{key}" for key in secrets])
 
     exports: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from tests.unit.harness import (
     GENERATED_PASSWORD,
     TEST_SECRETS,
     Deployment,
+    Registration,
     plain,
     run_stack,
     stack_names,
@@ -142,9 +143,13 @@ def test_credentials_travel_as_secrets(deployment: Deployment) -> None:
     assert "stdin" in deployment.named("glance-ready").secret_inputs
 
 
+def file_stores(deployment: Deployment) -> list[Registration]:
+    return [r for r in deployment.registrations if r.name.startswith("glance-image-store-")]
+
+
 def test_data_is_protected_by_default(deployment: Deployment) -> None:
     assert deployment.named("glance-database").protect
-    assert deployment.named("glance-image-store-file").protect
+    assert file_stores(deployment) and all(store.protect for store in file_stores(deployment))
     assert not deployment.named("glance-install").protect
 
 
@@ -152,7 +157,7 @@ def test_data_is_protected_by_default(deployment: Deployment) -> None:
 def test_protection_can_be_switched_off(stack: str) -> None:
     deployment = run_stack(stack, protectData=False)
     assert not deployment.named("glance-database").protect
-    assert not deployment.named("glance-image-store-file").protect
+    assert file_stores(deployment) and not any(store.protect for store in file_stores(deployment))
 
 
 def test_restart_and_ownership_follow_the_config_content(deployment: Deployment) -> None:

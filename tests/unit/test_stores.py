@@ -1,0 +1,342 @@
+"""Image stores: every type's rendering, parsed back, and every validation rule's message."""
+
+from __future__ import annotations
+
+import configparser
+import json
+from typing import Any
+
+import pytest
+
+from components.rendering import (
+    API_CONF,
+    Credentials,
+    config_files,
+    plain_files,
+    secret_paths,
+)
+from components.settings import ConfigError, Settings, load_settings
+from components.stores import SWIFT_REFERENCES
+from tests.unit.harness import (
+    TEST_CEPH_KEY,
+    TEST_SECRETS,
+    plain,
+    project_defaults,
+    run_program,
+    run_stack,
+    stack_config,
+)
+
+DROP_IN = "/etc/glance/glance.conf.d/50-glance-pulumi-credentials.conf"
+CREDENTIALS = Credentials("db-pw", "glance-pw", "limits-pw")
+FILE = {"id": "local", "type": "file", "path": "/srv/glance/images/"}
+SWIFT = {"id": "objects", "type": "swift", "container": "images", "createContainer": True}
+RBD = {"id": "ceph", "type": "rbd", "pool": "glance-images", "monHosts": ["mon1", "mon2"], "keyring": TEST_CEPH_KEY}
+S3 = {
+    "id": "s3",
+    "type": "s3",
+    "endpoint": "https://s3.example:8443",
+    "bucket": "glance",
+    "accessKey": "AKIA1",
+    "secretKey": "s3-secret",
+}
+CINDER = {"id": "volumes", "type": "cinder", "volumeType": "glance", "catalogInfo": "volumev3::internalURL"}
+EVERY_TYPE = [FILE, SWIFT, RBD, S3, CINDER]
+
+
+def load(profile: str = "debian", **keys: Any) -> Settings:
+    config = {**project_defaults(), "profile": profile, **TEST_SECRETS, **keys}
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    return load_settings(raw, frozenset(TEST_SECRETS) | {"stores"})
+
+
+def parse(text: str) -> configparser.ConfigParser:
+    # [DEFAULT] would otherwise leak its options into every section.
+    parser = configparser.ConfigParser(interpolation=None, default_section="__unused__")
+    parser.read_string(text)
+    return parser
+
+
+def files_of(settings: Settings) -> dict[str, str]:
+    return config_files(settings, CREDENTIALS, "endpoint-id")
+
+
+# ---- rendering -------------------------------------------------------------------------
+
+
+def test_zed_renders_the_multi_store_form_with_a_section_per_store() -> None:
+    api = parse(files_of(load(stores=EVERY_TYPE, defaultStore="objects"))[API_CONF])
+    assert api["DEFAULT"]["enabled_backends"] == "local:file, objects:swift, ceph:rbd, s3:s3, volumes:cinder"
+    assert dict(api["glance_store"]) == {"default_backend": "objects"}
+    assert dict(api["local"]) == {"filesystem_store_datadir": "/srv/glance/images/"}
+    assert dict(api["objects"]) == {
+        "swift_store_container": "images",
+        "swift_store_create_container_on_put": "False",
+        "swift_store_config_file": SWIFT_REFERENCES,
+        "default_swift_reference": "objects",
+        "swift_store_region": "RegionOne",
+    }
+    assert dict(api["ceph"]) == {
+        "rbd_store_pool": "glance-images",
+        "rbd_store_user": "glance",
+        "rbd_store_ceph_conf": "/etc/ceph/ceph.conf",
+    }
+    assert dict(api["s3"]) == {
+        "s3_store_host": "https://s3.example:8443",
+        "s3_store_access_key": "AKIA1",
+        "s3_store_bucket": "glance",
+        "s3_store_create_bucket_on_put": "False",
+    }
+    assert dict(api["volumes"]) == {"cinder_volume_type": "glance", "cinder_catalog_info": "volumev3::internalURL"}
+    # Multi-store stages uploads and import tasks in file stores of its own.
+    assert api["os_glance_staging_store"]["filesystem_store_datadir"] == "/var/lib/glance/staging/"
+    assert api["os_glance_tasks_store"]["filesystem_store_datadir"] == "/var/lib/glance/tasks_work_dir/"
+
+
+def test_store_secrets_stay_out_of_the_main_file() -> None:
+    settings = load(stores=EVERY_TYPE, defaultStore="objects")
+    files = files_of(settings)
+    assert "s3-secret" not in files[API_CONF] and TEST_CEPH_KEY not in files[API_CONF]
+    assert parse(files[DROP_IN])["s3"]["s3_store_secret_key"] == "s3-secret"
+    assert secret_paths(settings) == (DROP_IN, SWIFT_REFERENCES, "/etc/ceph/ceph.client.glance.keyring")
+    assert not any(TEST_CEPH_KEY in text or "glance-pw" in text for text in plain_files(settings, "e").values())
+
+
+def test_swift_account_is_the_glance_user_in_the_service_project_by_default() -> None:
+    references = parse(files_of(load(stores=[SWIFT]))[SWIFT_REFERENCES])
+    assert dict(references["objects"]) == {
+        "auth_version": "3",
+        "auth_address": "http://controller:5000/v3",
+        "user": "service:glance",
+        "key": "glance-pw",
+        "user_domain_name": "Default",
+        "project_domain_name": "Default",
+    }
+
+
+def test_swift_account_of_its_own() -> None:
+    store = {**SWIFT, "user": "images:glance-swift", "key": "own%key", "authUrl": "https://keystone.example/v3"}
+    references = configparser.ConfigParser()  # glance_store's parser interpolates '%'
+    references.read_string(files_of(load(stores=[store]))[SWIFT_REFERENCES])
+    assert references["objects"]["user"] == "images:glance-swift"
+    assert references["objects"]["key"] == "own%key"
+    assert references["objects"]["auth_address"] == "https://keystone.example/v3"
+
+
+def test_multi_tenant_swift_needs_no_account() -> None:
+    store = {"id": "objects", "type": "swift", "multiTenant": True, "createContainerOnPut": True}
+    settings = load(stores=[store])
+    api = parse(files_of(settings)[API_CONF])
+    assert api["objects"]["swift_store_multi_tenant"] == "True"
+    assert api["objects"]["swift_store_create_container_on_put"] == "True"
+    assert "swift_store_config_file" not in api["objects"]
+    assert SWIFT_REFERENCES not in files_of(settings)
+
+
+def test_rbd_writes_ceph_conf_and_keyring() -> None:
+    files = files_of(load(stores=[{**RBD, "user": "images", "cephConf": "/etc/ceph/prod.conf"}]))
+    ceph = parse(files["/etc/ceph/prod.conf"])
+    assert ceph["global"]["mon_host"] == "mon1,mon2"
+    assert ceph["client.images"]["keyring"] == "/etc/ceph/ceph.client.images.keyring"
+    keyring = parse(files["/etc/ceph/ceph.client.images.keyring"])
+    assert keyring["client.images"]["key"] == TEST_CEPH_KEY
+
+
+def test_store_description_is_shown_by_the_stores_api() -> None:
+    api = parse(files_of(load(stores=[{**FILE, "description": "Local disk"}]))[API_CONF])
+    assert api["local"]["store_description"] == "Local disk"
+
+
+def test_liberty_renders_the_single_store_form() -> None:
+    settings = load("clearlinux", stores=[FILE, SWIFT], defaultStore="objects")
+    api = parse(files_of(settings)[API_CONF])
+    assert not api.has_option("DEFAULT", "enabled_backends") and not api.has_section("objects")
+    store = api["glance_store"]
+    assert (store["stores"], store["default_store"]) == ("file,swift,http", "swift")
+    assert store["filesystem_store_datadir"] == "/srv/glance/images/"
+    assert store["default_swift_reference"] == "objects"
+    # Liberty names domains by id.
+    assert parse(files_of(settings)[SWIFT_REFERENCES])["objects"]["user_domain_id"] == "default"
+
+
+def test_without_stores_the_guides_file_store_is_rendered_as_before() -> None:
+    api = parse(files_of(load(imageStorePath="/data/images"))[API_CONF])
+    assert dict(api["glance_store"]) == {
+        "stores": "file,http",
+        "default_store": "file",
+        "filesystem_store_datadir": "/data/images/",
+    }
+    assert not api.has_option("DEFAULT", "enabled_backends") and not api.has_section("os_glance_staging_store")
+
+
+# ---- validation ------------------------------------------------------------------------
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "same id twice",
+        {"stores": [FILE, {**SWIFT, "id": "local"}], "defaultStore": "local"},
+        "glance:stores id 'local' is used more than once; ids must be unique",
+    ),
+    (
+        "default is not a store",
+        {"stores": [FILE, SWIFT], "defaultStore": "ceph"},
+        "glance:defaultStore 'ceph' is not a store id; one of: local, objects",
+    ),
+    (
+        "several stores without a default",
+        {"stores": [FILE, SWIFT]},
+        "glance:defaultStore required with several stores; one of: local, objects",
+    ),
+    ("default without stores", {"defaultStore": "local"}, "glance:defaultStore only used with stores"),
+    (
+        "store type the release lacks",
+        {"profile": "clearlinux", "stores": [S3]},
+        "glance:stores[0].type Glance liberty (profile clearlinux) has no s3 store; supported: file, swift, rbd,",
+    ),
+    (
+        "two stores of a type on Liberty",
+        {"profile": "clearlinux", "stores": [FILE, {**FILE, "id": "other", "path": "/b"}], "defaultStore": "local"},
+        "glance:stores Glance liberty configures one store per type (no multi-store); file is declared more",
+    ),
+    ("unknown type", {"stores": [{"id": "x", "type": "nfs"}]}, "glance:stores[0].type must be one of: file, swift"),
+    ("type missing", {"stores": [{"id": "x", "path": "/a"}]}, "glance:stores[0].type must be one of: file, swift"),
+    ("file without path", {"stores": [{"id": "x", "type": "file"}]}, "glance:stores[0].path is required"),
+    (
+        "rbd without monitors",
+        {"stores": [{"id": "c", "type": "rbd", "keyring": TEST_CEPH_KEY}]},
+        "glance:stores[0].monHosts is required",
+    ),
+    (
+        "rbd without keyring",
+        {"stores": [{"id": "c", "type": "rbd", "monHosts": ["m"]}]},
+        "stores[0].keyring is required",
+    ),
+    (
+        "rbd keyring not a cephx key",
+        {"stores": [{**RBD, "keyring": "[client.glance]"}]},
+        "glance:stores[0].keyring must be the cephx key itself",
+    ),
+    ("s3 without bucket", {"stores": [{k: v for k, v in S3.items() if k != "bucket"}]}, "stores[0].bucket is required"),
+    (
+        "s3 without secret key",
+        {"stores": [{k: v for k, v in S3.items() if k != "secretKey"}]},
+        "].secretKey is required",
+    ),
+    (
+        "cinder without volume type",
+        {"stores": [{"id": "v", "type": "cinder"}]},
+        "glance:stores[0].volumeType is required",
+    ),
+    (
+        "cinder found two ways",
+        {"stores": [{**CINDER, "endpointTemplate": "http://cinder:8776/v3/%(tenant)s"}]},
+        "glance:stores[0].catalogInfo, endpointTemplate give one way to find Cinder, not both",
+    ),
+    (
+        "unknown store option",
+        {"stores": [{**SWIFT, "containerName": "x"}]},
+        "glance:stores[0].containerName is not a known key",
+    ),
+    (
+        "multi-tenant swift with an account",
+        {"stores": [{**SWIFT, "multiTenant": True, "key": "k"}]},
+        "glance:stores[0].key, createContainer not used by a multiTenant store",
+    ),
+    ("id with a colon", {"stores": [{**FILE, "id": "a:b"}]}, "glance:stores[0].id must be letters, digits"),
+    ("reserved id", {"stores": [{**FILE, "id": "glance_store"}]}, "glance:stores[0].id 'glance_store' is reserved"),
+    (
+        "reserved staging id",
+        {"stores": [{**FILE, "id": "os_glance_staging_store"}]},
+        "'os_glance_staging_store' is reserved",
+    ),
+    (
+        "imageStorePath beside stores",
+        {"stores": [FILE], "imageStorePath": "/srv/images"},
+        "glance:imageStorePath not used with stores",
+    ),
+    ("empty stores", {"stores": [], "defaultStore": "x"}, "glance:defaultStore only used with stores"),
+    (
+        "two file stores in one directory",
+        {"stores": [FILE, {**FILE, "id": "twin"}], "defaultStore": "local"},
+        "glance:stores two file stores have the same path",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
+def test_invalid_stores_are_refused_before_any_resource(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(**change)
+    assert message in str(refused.value)
+
+
+def test_invalid_stores_register_nothing() -> None:
+    from tests.unit.harness import Deployment
+
+    deployment = Deployment()
+    with pytest.raises(ConfigError):
+        run_program({**stack_config("debian-swift"), **TEST_SECRETS, "defaultStore": "nowhere"}, deployment)
+    assert deployment.registrations == []
+
+
+def test_a_store_credential_set_without_secret_is_refused() -> None:
+    config = {**project_defaults(), "profile": "debian", **TEST_SECRETS, "stores": [S3]}
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(raw, frozenset(TEST_SECRETS))
+    assert (
+        "glance:stores[0].secretKey holds a credential: set it with "
+        "`pulumi config set --secret --path 'glance:stores[0].secretKey'`" in str(refused.value)
+    )
+
+
+# ---- the program -----------------------------------------------------------------------
+
+
+def test_swift_stack_creates_its_container_in_the_glance_account() -> None:
+    deployment = run_stack("debian-swift", glancePassword="gl-pw")
+    container = deployment.named("glance-objects-container")
+    assert container.inputs["name"] == "glance" and container.protect
+    account = deployment.named("glance-objects-account")
+    assert (account.inputs["userName"], account.inputs["tenantName"]) == ("glance", "service")
+    assert "password" in account.secret_inputs
+    # Glance starts only once the container exists, and the account's user has its role.
+    assert deployment.depends_on("glance-restart", "glance-objects-container")
+    assert deployment.depends_on("glance-objects-account", "glance-service-admin")
+    # The references file travels as a secret; the main file names it.
+    references = deployment.named("glance-config-glance-swift")
+    assert "stdin" in references.secret_inputs and "key = gl-pw" in plain(references.inputs["stdin"])
+    main = plain(deployment.named("glance-config-glance-api").inputs["stdin"])
+    assert "default_backend = objects" in main and "gl-pw" not in main
+    assert "python3-swiftclient" in deployment.named("glance-install").inputs["create"]
+
+
+def test_store_directories_are_made_and_the_file_stores_protected() -> None:
+    deployment = run_stack("debian-swift")
+    store = deployment.named("glance-image-store-local")
+    assert store.protect and "/var/lib/glance/images" in store.inputs["create"]
+    work = deployment.named("glance-work-dirs")
+    assert not work.protect
+    assert "/var/lib/glance/staging /var/lib/glance/tasks_work_dir" in work.inputs["create"]
+    assert deployment.depends_on("glance-units", "glance-work-dirs")
+
+
+def test_ceph_stack_writes_its_files_like_the_other_configs() -> None:
+    deployment = run_stack("rhel-ceph")
+    ceph_conf = deployment.named("glance-config-ceph")
+    assert "stdin" not in ceph_conf.secret_inputs and "mon_host = ceph-mon1" in plain(ceph_conf.inputs["stdin"])
+    keyring = deployment.named("glance-config-ceph.client.glance.keyring")
+    assert "stdin" in keyring.secret_inputs and TEST_CEPH_KEY in plain(keyring.inputs["stdin"])
+    ownership = deployment.named("glance-ownership").inputs["create"]
+    assert "/etc/ceph/ceph.conf" in ownership and "/etc/ceph/ceph.client.glance.keyring" in ownership
+    install = deployment.named("glance-install").inputs["create"]
+    assert "python3-rbd python3-rados" in install
+    assert not any(r.type.startswith("openstack:objectstorage") for r in deployment.registrations)
+
+
+def test_a_stores_change_restarts_glance() -> None:
+    before = run_stack("debian-swift")
+    stores = [*stack_config("debian-swift")["stores"], {"id": "more", "type": "file", "path": "/srv/more"}]
+    after = run_stack("debian-swift", stores=stores)
+    assert before.named("glance-restart").inputs["triggers"] != after.named("glance-restart").inputs["triggers"]
+    assert after.named("glance-image-store-more").protect
