@@ -30,6 +30,7 @@ from components.rendering import (
 from components.settings import Settings, load_settings
 from components.stores import SWIFT_REFERENCES
 from tests.unit.harness import TEST_SECRETS, stack_config
+from tests.unit.test_stores import EVERY_TYPE
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 VALIDATOR = "/usr/bin/oslo-config-validator"
@@ -149,8 +150,6 @@ def test_store_stacks_use_only_real_store_options(stack: str, tmp_path: Path) ->
 
 
 def test_every_store_types_options_are_real(tmp_path: Path) -> None:
-    from tests.unit.test_stores import EVERY_TYPE
-
     settings = settings_for_stores(EVERY_TYPE)
     text = render_ini(effective_sections(settings, CREDENTIALS, ENDPOINT_ID))
     result = validate_with_stores(settings, text, tmp_path)

@@ -41,7 +41,7 @@ S3 = {
     "secretKey": "s3-secret",
 }
 CINDER = {"id": "volumes", "type": "cinder", "volumeType": "glance", "catalogInfo": "volumev3::internalURL"}
-EVERY_TYPE = [FILE, SWIFT, RBD, S3, CINDER]
+EVERY_TYPE: list[dict[str, Any]] = [FILE, SWIFT, RBD, S3, CINDER]
 
 
 def load(profile: str = "debian", **keys: Any) -> Settings:
