@@ -78,8 +78,6 @@ class _StoreItem(BaseModel):
 class FileStoreConfig(_StoreItem):
     type: Literal["file"]
     path: AbsolutePath
-    # The operator vouches that every API host mounts the same directory (e.g. NFS).
-    shared: bool = False
 
 
 class SwiftStoreConfig(_StoreItem):
@@ -166,7 +164,6 @@ StoreConfig = Annotated[
 class FileStore:
     id: str
     path: str
-    shared: bool = False
     description: str | None = None
     type: StoreType = field(default="file", init=False)
 
@@ -343,7 +340,7 @@ def resolve(
 ) -> Store:
     match item:
         case FileStoreConfig():
-            return FileStore(item.id, item.path, item.shared, item.description)
+            return FileStore(item.id, item.path, item.description)
         case SwiftStoreConfig():
             return SwiftStore(
                 id=item.id,
