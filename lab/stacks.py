@@ -47,6 +47,17 @@ LAB_STACKS: dict[str, dict[str, Any]] = {
         "glance:keystoneLimits": True,
         "glance:imageCountTotal": 1,
     },
+    # Stacks/Pulumi.debian-swift.yaml on the lab: the lab's Swift as the default store, made
+    # in the glance user's account, and the file store beside it.
+    "lab-swift": {
+        "glance:dbEngine": "mysql",
+        "glance:dbPort": PORTS["mysql"],
+        "glance:stores": [
+            {"id": "local", "type": "file", "path": "/var/lib/glance/images", "description": "Local disk"},
+            {"id": "objects", "type": "swift", "container": "glance", "createContainer": True},
+        ],
+        "glance:defaultStore": "objects",
+    },
 }
 
 

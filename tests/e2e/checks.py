@@ -7,10 +7,12 @@ declared resources applied by the stand-in executor (test_lab_applied).
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lab.controller import Lab
@@ -23,6 +25,8 @@ API_CONF = "/etc/glance/glance-api.conf"
 CREDENTIALS_DIR = "/etc/glance/glance.conf.d"
 CREDENTIALS_CONF = f"{CREDENTIALS_DIR}/50-glance-pulumi-credentials.conf"
 UNIT = "glance-api.service"
+FILE_STORE = "/var/lib/glance/images"
+SWIFT_REFERENCES = "/etc/glance/glance-swift.conf"
 GLANCE_TABLES = {"images", "image_locations", "image_properties", "alembic_version"}
 LIMITS = {"image_size_total", "image_stage_total", "image_count_total", "image_count_uploading"}
 
@@ -44,6 +48,29 @@ class Target:
     @property
     def limits_enabled(self) -> bool:
         return "glance:keystoneLimits" in LAB_STACKS[self.stack]
+
+    @property
+    def stores(self) -> list[dict[str, Any]]:
+        """The stack's declared stores, or the one file store the program configures without."""
+        declared: list[dict[str, Any]] = LAB_STACKS[self.stack].get("glance:stores", [])
+        return declared or [{"id": "file", "type": "file", "path": FILE_STORE}]
+
+    @property
+    def default_store(self) -> dict[str, Any]:
+        default = LAB_STACKS[self.stack].get("glance:defaultStore", self.stores[0]["id"])
+        return next(store for store in self.stores if store["id"] == default)
+
+    def protected_resources(self) -> list[str]:
+        """What protectData protects in this stack: the database, file stores, Swift containers."""
+        names = ["glance-database"]
+        names += [f"glance-image-store-{store['id']}" for store in self.stores if store["type"] == "file"]
+        names += [f"glance-{s['id']}-container" for s in self.stores if s.get("createContainer")]
+        return names
+
+    def glance_session(self) -> keystone.Session:
+        """The glance user in its project, with the password Glance's own config holds."""
+        password = oslo_value(api_conf(self)["keystone_authtoken"]["password"])
+        return keystone.login(self.lab.connection["keystone"]["auth_url"], "glance", password, "service")
 
     def ssh(self, command: str, check: bool = True) -> str:
         return self.lab.ssh(command, check=check).stdout
@@ -107,7 +134,10 @@ def unit_started_at(target: Target) -> str:
 def assert_units_and_config_ownership(target: Target) -> None:
     assert target.ssh(f"systemctl is-enabled {UNIT}").strip() == "enabled"
     assert target.ssh(f"systemctl is-active {UNIT}").strip() == "active"
-    for path, mode in ((API_CONF, "640"), (CREDENTIALS_CONF, "640"), (CREDENTIALS_DIR, "750")):
+    files = [(API_CONF, "640"), (CREDENTIALS_CONF, "640"), (CREDENTIALS_DIR, "750")]
+    if any(store["type"] == "swift" for store in target.stores):
+        files.append((SWIFT_REFERENCES, "640"))
+    for path, mode in files:
         assert target.ssh(f"stat -c '%U:%G %a' {path}").strip() == f"root:glance {mode}", path
     main = configparser.ConfigParser(interpolation=None, default_section="__none__")
     main.read_string(target.ssh(f"cat {API_CONF}"))
@@ -159,7 +189,7 @@ def assert_still_deployed(target: Target) -> None:
     assert_glance_tables(target)
     image = target.admin().get(f"{GLANCE_URL}/v2/images/{target.image_id}")
     assert image["status"] == "active"
-    assert target.lab.ssh(f"test -s /var/lib/glance/images/{target.image_id}", check=False).returncode == 0
+    assert_bytes_in_default_store(target, image)
 
 
 def assert_image_active_with_bytes_in_store(target: Target) -> None:
@@ -173,8 +203,63 @@ def assert_image_active_with_bytes_in_store(target: Target) -> None:
         "public",
     )
     target.image_id = image["id"]
-    stored = int(target.ssh(f"stat -c %s /var/lib/glance/images/{image['id']}").strip())
-    assert stored == image["size"] == lab_image_file().stat().st_size
+    assert image["size"] == lab_image_file().stat().st_size
+    assert_bytes_in_default_store(target, image)
+
+
+def assert_bytes_in_default_store(target: Target, image: dict[str, Any]) -> None:
+    """The image's bytes where its stack's default store keeps them, and nowhere else."""
+    store = target.default_store
+    if "glance:stores" in LAB_STACKS[target.stack]:
+        assert image["stores"] == store["id"], image  # multi-store names the store
+    expected = hashlib.sha256(lab_image_file().read_bytes()).hexdigest()
+    in_file_store = f"{FILE_STORE}/{image['id']}"
+    if store["type"] == "file":
+        assert target.ssh(f"sha256sum {in_file_store}").split()[0] == expected
+        return
+    assert store["type"] == "swift", store
+    # Swift, asked directly as the account Glance uses: the object named after the image.
+    account = target.glance_session()
+    status, data = account.send("GET", f"{account.endpoint('object-store')}/{store['container']}/{image['id']}")
+    assert status == 200 and isinstance(data, bytes), status
+    assert hashlib.sha256(data).hexdigest() == expected
+    assert target.lab.ssh(f"test -e {in_file_store}", check=False).returncode != 0
+
+
+def assert_stores_as_declared(target: Target) -> None:
+    """Multi-store stacks: the stores API and an upload to a named store; others: the guides' form."""
+    if "glance:stores" in LAB_STACKS[target.stack]:
+        assert_image_goes_to_the_store_asked_for(target)
+        return
+    store = api_conf(target)["glance_store"]
+    assert (store["stores"], store["default_store"]) == ("file,http", "file")
+    assert not api_conf(target).has_option("DEFAULT", "enabled_backends")
+
+
+def assert_image_goes_to_the_store_asked_for(target: Target) -> None:
+    """The multi-store API: an upload with X-Image-Meta-Store lands in that store, not the default."""
+    admin = target.admin()
+    stores = admin.get(f"{GLANCE_URL}/v2/info/stores")["stores"]
+    assert {s["id"] for s in stores} == {s["id"] for s in target.stores}
+    assert [s["id"] for s in stores if s.get("default")] == [target.default_store["id"]]
+    other = next(s for s in target.stores if s["id"] != target.default_store["id"])
+    record = {"name": "in-the-other-store", "disk_format": "qcow2", "container_format": "bare"}
+    status, image = admin.send("POST", f"{GLANCE_URL}/v2/images", record)
+    assert status == 201, image
+    try:
+        url = f"{GLANCE_URL}/v2/images/{image['id']}/file"
+        upload = admin.send(
+            "PUT", url, lab_image_file().read_bytes(), "application/octet-stream", {"X-Image-Meta-Store": other["id"]}
+        )
+        assert upload[0] == 204, upload
+        stored = admin.get(f"{GLANCE_URL}/v2/images/{image['id']}")
+        assert (stored["status"], stored["stores"]) == ("active", other["id"])
+        assert other["type"] == "file"
+        expected = hashlib.sha256(lab_image_file().read_bytes()).hexdigest()
+        assert target.ssh(f"sha256sum {other['path']}/{image['id']}").split()[0] == expected
+    finally:
+        admin.send("DELETE", f"{GLANCE_URL}/v2/images/{image['id']}")
+    assert target.lab.ssh(f"test -e {other['path']}/{image['id']}", check=False).returncode != 0
 
 
 def assert_glance_tables(target: Target) -> None:
@@ -250,4 +335,7 @@ def assert_nothing_left(target: Target) -> None:
     assert target.ssh(f"systemctl is-active {UNIT}", check=False).strip() != "active"
     assert target.ssh(f"systemctl is-enabled {UNIT}", check=False).strip() != "enabled"
     assert target.lab.ssh(f"test -e {API_CONF} || test -e {CREDENTIALS_CONF}", check=False).returncode != 0
-    assert target.lab.ssh("test -e /var/lib/glance/images", check=False).returncode != 0
+    assert target.lab.ssh(f"test -e {FILE_STORE} || test -e {SWIFT_REFERENCES}", check=False).returncode != 0
+    if any(store["type"] == "swift" for store in target.stores):
+        # No object bytes left in the lab's Swift: Glance deleted them with the image.
+        assert target.ssh("find /srv/node -name '*.data' | wc -l").strip() == "0"

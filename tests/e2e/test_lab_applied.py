@@ -66,6 +66,9 @@ class TestAppliedLabStack:
     def test_image_is_active_with_its_bytes_in_the_store(self, stack: AppliedStack) -> None:
         checks.assert_image_active_with_bytes_in_store(stack.target)
 
+    def test_stores_as_declared(self, stack: AppliedStack) -> None:
+        checks.assert_stores_as_declared(stack.target)
+
     def test_database_has_glance_tables(self, stack: AppliedStack) -> None:
         checks.assert_glance_tables(stack.target)
 

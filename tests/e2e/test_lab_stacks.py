@@ -102,6 +102,9 @@ class TestLabStackWithTheEngine:
     def test_image_is_active_with_its_bytes_in_the_store(self, deployed: EngineStack) -> None:
         checks.assert_image_active_with_bytes_in_store(deployed.target)
 
+    def test_stores_as_declared(self, deployed: EngineStack) -> None:
+        checks.assert_stores_as_declared(deployed.target)
+
     def test_database_has_glance_tables(self, deployed: EngineStack) -> None:
         checks.assert_glance_tables(deployed.target)
 
@@ -180,7 +183,7 @@ class TestLabStackWithTheEngine:
         # As an operator runs it: the preview meets the protected resources before any step runs.
         deployed.cli("destroy", "--yes", expect_failure=True)
         refusal = deployed.outputs[-1]
-        for protected in ("glance-database", "glance-image-store-file"):
+        for protected in deployed.target.protected_resources():
             assert f"{protected}" in refusal and "protected" in refusal, refusal
         checks.assert_still_deployed(deployed.target)
         deployed.set_config("glance:protectData", "false")

@@ -47,6 +47,10 @@ def _pg_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# Where a resource's inputs note the name of the explicit provider it was registered with.
+PROVIDER = "__provider"
+
+
 class LabExecutor(pulumi.runtime.Mocks):
     def __init__(self, lab: Lab, previous: list[Applied] | None = None) -> None:
         self.lab = lab
@@ -61,6 +65,8 @@ class LabExecutor(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = plain(args.inputs)
+        if args.provider:  # urn::id of an explicit provider: the account a resource is made in
+            inputs[PROVIDER] = args.provider.rsplit("::", 2)[-2]
         old = self.previous.get((args.typ, args.name))
         if old is not None and old.inputs == inputs:
             return self._record(old, "same")
@@ -135,6 +141,7 @@ class LabExecutor(pulumi.runtime.Mocks):
             "openstack:identity/endpointV3:EndpointV3": self._endpoint,
             "openstack:identity/registeredLimitV3:RegisteredLimitV3": self._registered_limit,
             "openstack:images/image:Image": self._image,
+            "openstack:objectstorage/containerV1:ContainerV1": self._container,
         }
 
     def _deleters(self) -> dict[str, Callable[[Applied], None]]:
@@ -161,6 +168,9 @@ class LabExecutor(pulumi.runtime.Mocks):
             "openstack:identity/serviceV3:ServiceV3": keystone_delete("services"),
             "openstack:identity/endpointV3:EndpointV3": keystone_delete("endpoints"),
             "openstack:identity/registeredLimitV3:RegisteredLimitV3": keystone_delete("registered_limits"),
+            "openstack:objectstorage/containerV1:ContainerV1": lambda a: self._expect(
+                self._account_of(a.inputs).send("DELETE", a.state["url"]), 204, 404
+            ),
             "openstack:images/image:Image": lambda a: self._expect(
                 self.admin().send("DELETE", f"{GLANCE_URL}/v2/images/{a.id}"), 204, 404
             ),
@@ -265,6 +275,23 @@ class LabExecutor(pulumi.runtime.Mocks):
         body = {"registered_limits": [limit]}
         created = self._expect(self.admin().send("POST", f"{keystone}/registered_limits", body), 201)
         return str(created["registered_limits"][0]["id"]), {}
+
+    def _account_of(self, inputs: dict[str, Any]) -> keystone.Session:
+        """A session as the explicit provider of a resource authenticates (its user and project)."""
+        provider = next(a.inputs for a in self.applied if a.name == inputs[PROVIDER])
+        return keystone.login(
+            provider["authUrl"],
+            provider["userName"],
+            provider["password"],
+            provider["tenantName"],
+            provider["userDomainId"],
+        )
+
+    def _container(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        account = self._account_of(inputs)
+        url = f"{account.endpoint('object-store')}/{inputs['name']}"
+        self._expect(account.send("PUT", url), 201, 202)
+        return str(inputs["name"]), {"url": url}
 
     def _image(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         record = {

@@ -22,18 +22,38 @@ class Session:
     def keystone(self, path: str) -> Any:
         return self.get(f"{self.keystone_url}{path}")
 
-    def send(self, method: str, url: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
-        """Status and decoded JSON body (None when empty); HTTP errors are returned, not raised."""
+    def send(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """Status and decoded JSON body (None when empty, bytes when not JSON); HTTP errors
+        are returned, not raised."""
         data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            url, data=data, method=method, headers={"X-Auth-Token": self.token, "Content-Type": content_type}
+            url,
+            data=data,
+            method=method,
+            headers={"X-Auth-Token": self.token, "Content-Type": content_type, **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 raw = response.read()
+                if response.headers.get_content_type() != "application/json":
+                    return int(response.status), raw or None
                 return int(response.status), json.loads(raw) if raw else None
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
+
+    def endpoint(self, service_type: str, interface: str = "public") -> str:
+        """The URL of `service_type` in this token's catalog (project-scoped: with its account)."""
+        for service in self.keystone("/auth/catalog")["catalog"]:
+            if service["type"] == service_type:
+                return str(next(e["url"] for e in service["endpoints"] if e["interface"] == interface))
+        raise LookupError(f"no {service_type} service in the catalog")
 
     def status_of(self, method: str, url: str, body: dict[str, Any] | None = None) -> int:
         return self.send(method, url, body)[0]
