@@ -38,7 +38,7 @@ DATA_RESOURCES = {
     "mysql:index/database:Database",
     "postgresql:index/database:Database",
     # A Swift store's container, which the program creates when a store asks for it.
-    "openstack:objectstorage/containerV1:ContainerV1",
+    "openstack:objectstorage/container:Container",
 }
 # The file stores' directories: glance-image-store-<store id>.
 IMAGE_STORE = "glance-image-store"

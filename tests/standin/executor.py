@@ -141,7 +141,7 @@ class LabExecutor(pulumi.runtime.Mocks):
             "openstack:identity/endpointV3:EndpointV3": self._endpoint,
             "openstack:identity/registeredLimitV3:RegisteredLimitV3": self._registered_limit,
             "openstack:images/image:Image": self._image,
-            "openstack:objectstorage/containerV1:ContainerV1": self._container,
+            "openstack:objectstorage/container:Container": self._container,
         }
 
     def _deleters(self) -> dict[str, Callable[[Applied], None]]:
@@ -168,7 +168,7 @@ class LabExecutor(pulumi.runtime.Mocks):
             "openstack:identity/serviceV3:ServiceV3": keystone_delete("services"),
             "openstack:identity/endpointV3:EndpointV3": keystone_delete("endpoints"),
             "openstack:identity/registeredLimitV3:RegisteredLimitV3": keystone_delete("registered_limits"),
-            "openstack:objectstorage/containerV1:ContainerV1": lambda a: self._expect(
+            "openstack:objectstorage/container:Container": lambda a: self._expect(
                 self._account_of(a.inputs).send("DELETE", a.state["url"]), 204, 404
             ),
             "openstack:images/image:Image": lambda a: self._expect(

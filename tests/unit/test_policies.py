@@ -113,7 +113,7 @@ def test_no_plaintext_credentials(tmp_path: Path) -> None:
 DATA = {
     "glance-database": "mysql:index/database:Database",
     "glance-image-store-file": "command:remote:Command",
-    "glance-objects-container": "openstack:objectstorage/containerV1:ContainerV1",
+    "glance-objects-container": "openstack:objectstorage/container:Container",
 }
 
 
