@@ -311,16 +311,18 @@ EOF
     check_xattrs /srv/node/d1
 }
 
-check_xattrs() {  # check_xattrs DIR: the swift user can set a user.* xattr there
-    # The object server keeps an object's metadata in user.* xattrs. Checked here on
-    # the build's filesystem; tests/lab checks a session's overlay (tmpfs upper layer,
-    # which has user xattrs since Linux 6.6).
+check_xattrs() {  # check_xattrs DIR: the swift user can set user.* xattrs there
+    # The object server keeps an object's metadata in user.* xattrs, a pickle split into
+    # 254-byte values (user.swift.metadata, ...metadata1, ...). Checked here on the
+    # build's filesystem; tests/lab checks a session's overlay (tmpfs upper layer, which
+    # has user xattrs since Linux 6.6).
     runuser -u swift -- /usr/bin/python3 - "$1" <<'EOF'
 import os, sys
 path = os.path.join(sys.argv[1], ".xattr-probe")
 with open(path, "wb") as probe:
-    os.setxattr(probe.fileno(), "user.swift.metadata", b"x" * 4096)
-    ok = os.getxattr(probe.fileno(), "user.swift.metadata") == b"x" * 4096
+    for name in ("user.swift.metadata", "user.swift.metadata1"):
+        os.setxattr(probe.fileno(), name, b"x" * 254)
+    ok = os.getxattr(probe.fileno(), "user.swift.metadata1") == b"x" * 254
 os.unlink(path)
 sys.exit(0 if ok else 1)
 EOF
