@@ -1,8 +1,8 @@
 """Deploy the OpenStack Image service (Glance) onto a controller.
 
 The stack config is validated first; then the diagram below, in dependency order:
-passwords -> database + Keystone identity (+ Swift containers) -> the node's remote steps ->
-the CirrOS image.
+passwords -> database + Keystone identity (+ Swift containers) -> each API host's remote
+steps -> the CirrOS image.
 """
 
 from __future__ import annotations
@@ -63,21 +63,29 @@ containers = SwiftContainers(
         identity=identity,
     ),
 )
-node = GlanceNode(
-    name,
-    NodeArgs(
-        settings=settings,
-        db_password=passwords.db,
-        glance_password=passwords.glance,
-        limits_password=passwords.limits,
-        # oslo_limit finds its service and region through the image endpoint's id.
-        limits_endpoint_id=identity.endpoint_ids["public"] if settings.limits else None,
-        prerequisites=[database, identity, containers],
-    ),
-)
+nodes: list[GlanceNode] = []
+for index, host in enumerate(settings.api_hosts):
+    nodes.append(
+        GlanceNode(
+            # The first host's steps keep the names of a one-host stack, so hosts can be added.
+            name if index == 0 else f"{name}-{index + 1}",
+            NodeArgs(
+                settings=settings,
+                db_password=passwords.db,
+                glance_password=passwords.glance,
+                limits_password=passwords.limits,
+                # oslo_limit finds its service and region through the image endpoint's id.
+                limits_endpoint_id=identity.endpoint_ids["public"] if settings.limits else None,
+                prerequisites=[database, identity, containers],
+                host=host,
+                schema=nodes[0].db_sync if nodes else None,
+                after=nodes[-1].ready if nodes else None,
+            ),
+        )
+    )
 image = CirrosImage(
     name,
-    ImageArgs(settings=settings.image, keystone=settings.keystone, ready=node.ready),
+    ImageArgs(settings=settings.image, keystone=settings.keystone, ready=[node.ready for node in nodes]),
 )
 
 pulumi.export("profile", settings.profile.name)

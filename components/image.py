@@ -12,6 +12,7 @@ catalog would have no image service to upload to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -25,8 +26,8 @@ from components.settings import ImageSettings, KeystoneSettings
 class ImageArgs:
     settings: ImageSettings
     keystone: KeystoneSettings
-    # The node's readiness gate: Glance answers and its endpoints are in the catalog.
-    ready: pulumi.Resource
+    # Every API host's readiness gate: Glance answers and its endpoints are in the catalog.
+    ready: Sequence[pulumi.Resource]
 
 
 class CirrosImage(pulumi.ComponentResource):
@@ -35,7 +36,7 @@ class CirrosImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("glance:image:CirrosImage", name, None, opts)
         provider = keystone_provider(
-            f"{name}-image-provider", args.keystone, pulumi.ResourceOptions(parent=self, depends_on=[args.ready])
+            f"{name}-image-provider", args.keystone, pulumi.ResourceOptions(parent=self, depends_on=list(args.ready))
         )
         image = openstack.images.Image(
             f"{name}-image",
@@ -46,7 +47,7 @@ class CirrosImage(pulumi.ComponentResource):
             image_source_url=args.settings.source_url,
             local_file_path=args.settings.local_path,
             region=args.keystone.region,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[args.ready]),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(args.ready)),
         )
         self.id = image.id
         self.register_outputs({"id": self.id})

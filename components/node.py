@@ -1,6 +1,7 @@
-"""Glance on the API host, driven over SSH.
+"""Glance on one API host, driven over SSH.
 
-Steps, in the order the engine runs them:
+Steps, in the order the engine runs them (one GlanceNode per API host; db_sync runs on
+the first only, and the other hosts start once it is done):
 1. install the profile's packages (and the DB driver);           delete: uninstall
 2. the image store directory (protected unless the stack opts out); delete: remove it
 3. each config file, written from standard input;                delete: remove it
@@ -9,8 +10,10 @@ Steps, in the order the engine runs them:
 6. `glance-manage db_sync` as user glance, with retries, once the database and the
    Keystone identity exist
 7. enable and start the profile's units;                         delete: stop and disable
-8. restart the units, replaced (so re-run) exactly when a config file changes
-9. readiness: /healthcheck, then one Keystone-authenticated image list
+8. restart the units, replaced (so re-run) exactly when a config file changes, and only
+   once the previous host's readiness gate has passed: a config change restarts the hosts
+   one after another, so the load balancer always has a host to send requests to
+9. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pulumi_command import remote
 
 from components import rendering, scripts
 from components.remote import script_source
-from components.settings import Settings
+from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
 from components.stores import FileStore
 
@@ -42,16 +45,22 @@ class NodeArgs:
     limits_endpoint_id: pulumi.Output[str] | None
     # Resources db_sync and the restart must wait for: the database and the identity.
     prerequisites: Sequence[pulumi.Resource]
+    host: ApiHost
+    # The first host's db_sync, which the others start after; None: this host runs it.
+    schema: remote.Command | None = None
+    # The previous host's readiness gate, which this host's restart waits for.
+    after: pulumi.Resource | None = None
 
 
 class GlanceNode(pulumi.ComponentResource):
     ready: remote.Command
+    db_sync: remote.Command
 
     def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("glance:node:GlanceNode", name, None, opts)
         settings = args.settings
         profile = settings.profile
-        self._connection = connection(settings.node)
+        self._connection = connection(args.host.ssh)
         plain = _plain_files(args)
         secret = _secret_files(args)
 
@@ -112,7 +121,7 @@ class GlanceNode(pulumi.ComponentResource):
                 create=scripts.add_image_api_version(profile.image_api_env_files),
                 delete=scripts.remove_image_api_version(profile.image_api_env_files),
             )
-        db_sync = self._command(
+        self.db_sync = args.schema or self._command(
             f"{name}-db-sync",
             create=scripts.db_sync(),
             depends_on=[ownership, *args.prerequisites],
@@ -122,13 +131,13 @@ class GlanceNode(pulumi.ComponentResource):
             f"{name}-units",
             create=scripts.enable_units(profile.units),
             delete=scripts.disable_units(profile.units),
-            depends_on=[db_sync, *directories],
+            depends_on=[self.db_sync, ownership, *directories],
         )
         restart = self._command(
             f"{name}-restart",
             create=scripts.restart_units(profile.units),
             triggers=[fingerprint],
-            depends_on=[units, *args.prerequisites],
+            depends_on=[units, *args.prerequisites, *([args.after] if args.after else [])],
         )
         self.ready = self._command(
             f"{name}-ready",
@@ -215,7 +224,7 @@ def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
         args.glance_password.apply(
             lambda password: json.dumps(
                 {
-                    "glance_url": args.settings.glance.endpoints.internal,
+                    "glance_url": args.host.api_url,
                     "auth_url": keystone.auth_url,
                     "user": keystone.glance_user,
                     "password": password,

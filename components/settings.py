@@ -11,7 +11,7 @@ import ipaddress
 import json
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -54,6 +54,7 @@ SECRET_KEYS = frozenset(
 )
 
 DEFAULT_STORE_PATH = "/var/lib/glance/images"
+GLANCE_PORT = 9292
 GUIDE_CIRROS_URL = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
 LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 
@@ -195,13 +196,8 @@ class StackConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> StackConfig:
         profile = PROFILES[self.profile]
-        hosts = self.api_hosts or [self.controller_host]
-        if len(hosts) > 1:
-            raise ValueError(
-                f"apiHosts: {len(hosts)} hosts share one image store, but the default store is a file store, "
-                "which is per host; deploy one API host"
-            )
         self._check_stores(profile)
+        self._check_api_hosts()
         if self.keystone_limits and not profile.release.supports_keystone_limits:
             raise ValueError(
                 f"keystoneLimits: Keystone unified limits need Glance Zed or later; "
@@ -213,6 +209,32 @@ class StackConfig(BaseModel):
         if engine != "postgresql" and misplaced:
             raise ValueError(f"{', '.join(misplaced)}: only used with dbEngine postgresql, not {engine}")
         return self
+
+    def _check_api_hosts(self) -> None:
+        """Several API hosts serve one catalog: every store must be one they all reach."""
+        hosts = self.api_hosts or [self.controller_host]
+        if len(hosts) == 1:
+            return
+        if len(set(hosts)) < len(hosts):
+            raise ValueError("apiHosts: a host is listed twice; list each API host once")
+        if self.stores is None:
+            raise ValueError(
+                f"apiHosts: {len(hosts)} hosts would each keep images in their own file store (imageStorePath); "
+                "declare stores with a shared default (swift, rbd, s3 or cinder), or a file store with "
+                "shared: true on a mount every host has"
+            )
+        local = [f"stores[{i}] ({s.id})" for i, s in enumerate(self.stores) if s.type == "file" and not s.shared]
+        if local:
+            raise ValueError(
+                f"apiHosts: {len(hosts)} hosts, but {', '.join(local)} is a file store on each host's own disk: "
+                "an image stored through one host could not be read through another; set shared: true if every "
+                "host mounts the same directory (e.g. NFS), or use swift, rbd, s3 or cinder"
+            )
+        if self.public_url is None:
+            raise ValueError(
+                f"publicUrl: required with {len(hosts)} apiHosts: the load balancer's URL in front of them "
+                "(internalUrl and adminUrl default to it)"
+            )
 
     def _check_stores(self, profile: Profile) -> None:
         """The rules that span store items (each item checks its own options)."""
@@ -258,6 +280,13 @@ class SshTarget:
     port: int
     user: str
     private_key: SecretStr
+
+
+@dataclass(frozen=True)
+class ApiHost:
+    ssh: SshTarget
+    # Glance's API on this host itself, which its readiness gate checks.
+    api_url: str
 
 
 @dataclass(frozen=True)
@@ -340,7 +369,9 @@ class ImageSettings:
 @dataclass(frozen=True)
 class Settings:
     profile: Profile
+    # The first API host: db_sync runs there, and the database host is reached like it.
     node: SshTarget
+    api_hosts: tuple[ApiHost, ...]
     database: DatabaseSettings
     keystone: KeystoneSettings
     limits: LimitsSettings | None
@@ -435,12 +466,20 @@ def _resolve(config: StackConfig) -> Settings:
         user=config.ssh_user,
         private_key=config.ssh_private_key,
     )
-    glance_url = f"http://{controller}:9292"
+    hosts = config.api_hosts or [controller]
+    # One host: the endpoints default to it. Several: to the load balancer (publicUrl).
+    glance_url = config.public_url if len(hosts) > 1 and config.public_url else f"http://{controller}:9292"
+    internal_url = config.internal_url or glance_url
     keystone_url = config.keystone_url or f"http://{controller}:5000"
     auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
     return Settings(
         profile=profile,
         node=node,
+        api_hosts=tuple(
+            # Each host's readiness gate checks the host itself, not the load balancer.
+            ApiHost(replace(node, host=host), internal_url if len(hosts) == 1 else f"http://{host}:{GLANCE_PORT}")
+            for host in hosts
+        ),
         database=_database(config, profile, node),
         keystone=KeystoneSettings(
             public_uri=keystone_url,
@@ -466,7 +505,7 @@ def _resolve(config: StackConfig) -> Settings:
         glance=GlanceSettings(
             endpoints=Endpoints(
                 public=config.public_url or glance_url,
-                internal=config.internal_url or glance_url,
+                internal=internal_url,
                 admin=config.admin_url or glance_url,
             ),
             **_stores(config, profile, auth_url=f"{auth_url}/v3", api_url=config.keystone_api_url or f"{auth_url}/v3"),

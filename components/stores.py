@@ -78,6 +78,9 @@ class _StoreItem(BaseModel):
 class FileStoreConfig(_StoreItem):
     type: Literal["file"]
     path: AbsolutePath
+    # The operator vouches that every API host mounts this directory (e.g. NFS): only then
+    # may several apiHosts use it.
+    shared: bool = False
 
 
 class SwiftStoreConfig(_StoreItem):

@@ -27,7 +27,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (
         "several API hosts with a file store",
         {"apiHosts": ["c1", "c2"]},
-        "glance:apiHosts 2 hosts share one image store",
+        "glance:apiHosts 2 hosts would each keep images in their own file store",
     ),
     ("host with a scheme", {"controllerHost": "http://controller"}, "glance:controllerHost must be a host name"),
     (
