@@ -604,7 +604,10 @@ class Lab:
     def is_up(self) -> bool:
         return self._booted and is_up()
 
-    def ssh(self, command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def ssh(self, command: str, host: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """`host`: the controller's address, for callers that also drive lab.cluster's several."""
+        if host not in (None, LOOPBACK):
+            raise LabError(f"the lab has one controller, at {LOOPBACK}, not {host}")
         return ssh(command, **kwargs)
 
 

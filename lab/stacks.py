@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .paths import LOOPBACK, PORTS, cache_root
+from .paths import PORTS, cache_root
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "policy", "requirements.txt")
@@ -28,11 +28,7 @@ TEST_IMAGE_SIZE = "16M"
 
 COMMON: dict[str, Any] = {
     "glance:profile": "debian",
-    # Host networking: the controller's services are the host's loopback ports.
-    "glance:controllerHost": LOOPBACK,
-    "glance:sshPort": PORTS["ssh"],
     "glance:sshUser": "root",
-    "glance:memcachedServers": [f"{LOOPBACK}:{PORTS['memcached']}"],
     # The lab is disposable: let destroy remove the database and the image store.
     "glance:protectData": False,
 }
@@ -59,6 +55,24 @@ LAB_STACKS: dict[str, dict[str, Any]] = {
         "glance:defaultStore": "objects",
     },
 }
+
+
+# Stacks for the two-controller lab (lab.cluster): Glance on both controllers behind the
+# lab's HAProxy, Swift (on the first) as the only store. The hosts and the load balancer's
+# URL come from the cluster's connection settings.
+CLUSTER_STACKS: dict[str, dict[str, Any]] = {
+    "lab-two-hosts": {
+        "glance:dbEngine": "mysql",
+        "glance:dbPort": PORTS["mysql"],
+        "glance:stores": [{"id": "objects", "type": "swift", "container": "glance", "createContainer": True}],
+        "glance:defaultStore": "objects",
+    },
+}
+
+
+def stack_definition(name: str) -> dict[str, Any]:
+    """A lab stack's fixed keys, single-controller or cluster."""
+    return {**LAB_STACKS, **CLUSTER_STACKS}[name]
 
 
 @dataclass(frozen=True)
@@ -111,12 +125,16 @@ def lab_image_file(path: Path | None = None) -> Path:
 
 
 def plain_config(name: str, connection: Mapping[str, Any], image: Path) -> dict[str, Any]:
-    engine = LAB_STACKS[name]["glance:dbEngine"]
+    engine = stack_definition(name)["glance:dbEngine"]
     database = connection["mysql"] if engine == "mysql" else connection["postgresql"]
     keystone = connection["keystone"]
     config = {
         **COMMON,
-        **LAB_STACKS[name],
+        # The controller as the lab reaches it: loopback (host networking), or the cluster's first.
+        "glance:controllerHost": connection["ssh"]["host"],
+        "glance:sshPort": connection["ssh"]["port"],
+        "glance:memcachedServers": [connection["memcached"]],
+        **stack_definition(name),
         "glance:dbAdminUser": database["admin_user"],
         "glance:keystoneApiUrl": keystone["auth_url"],
         "glance:keystoneAdminUser": keystone["admin_user"],
@@ -126,11 +144,14 @@ def plain_config(name: str, connection: Mapping[str, Any], image: Path) -> dict[
     }
     if engine == "postgresql":
         config["glance:pgHbaPath"] = connection["postgresql"]["hba_path"]
+    if name in CLUSTER_STACKS:
+        config["glance:apiHosts"] = [host["address"] for host in connection["hosts"]]
+        config["glance:publicUrl"] = connection["load_balancer"]["url"]
     return config
 
 
 def secret_config(name: str, connection: Mapping[str, Any]) -> dict[str, str]:
-    engine = LAB_STACKS[name]["glance:dbEngine"]
+    engine = stack_definition(name)["glance:dbEngine"]
     database = connection["mysql"] if engine == "mysql" else connection["postgresql"]
     return {
         "glance:sshPrivateKey": Path(connection["ssh"]["private_key_path"]).read_text(),

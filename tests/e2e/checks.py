@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from lab.controller import Lab
 from lab.paths import LOOPBACK, PORTS
-from lab.stacks import LAB_STACKS, lab_image_file
+from lab.stacks import lab_image_file, stack_definition
 from tests.standin import keystone
 from tests.standin.executor import GLANCE_URL as GLANCE_URL
 
@@ -43,21 +43,21 @@ class Target:
 
     @property
     def engine(self) -> str:
-        return str(LAB_STACKS[self.stack]["glance:dbEngine"])
+        return str(stack_definition(self.stack)["glance:dbEngine"])
 
     @property
     def limits_enabled(self) -> bool:
-        return "glance:keystoneLimits" in LAB_STACKS[self.stack]
+        return "glance:keystoneLimits" in stack_definition(self.stack)
 
     @property
     def stores(self) -> list[dict[str, Any]]:
         """The stack's declared stores, or the one file store the program configures without."""
-        declared: list[dict[str, Any]] = LAB_STACKS[self.stack].get("glance:stores", [])
+        declared: list[dict[str, Any]] = stack_definition(self.stack).get("glance:stores", [])
         return declared or [{"id": "file", "type": "file", "path": FILE_STORE}]
 
     @property
     def default_store(self) -> dict[str, Any]:
-        default = LAB_STACKS[self.stack].get("glance:defaultStore", self.stores[0]["id"])
+        default = stack_definition(self.stack).get("glance:defaultStore", self.stores[0]["id"])
         return next(store for store in self.stores if store["id"] == default)
 
     def protected_resources(self) -> list[str]:
@@ -72,8 +72,18 @@ class Target:
         password = oslo_value(api_conf(self)["keystone_authtoken"]["password"])
         return keystone.login(self.lab.connection["keystone"]["auth_url"], "glance", password, "service")
 
-    def ssh(self, command: str, check: bool = True) -> str:
-        return self.lab.ssh(command, check=check).stdout
+    @property
+    def glance_url(self) -> str:
+        """The image endpoint: the cluster's load balancer, or the one controller's Glance."""
+        return str(self.lab.connection.get("load_balancer", {}).get("url", GLANCE_URL))
+
+    @property
+    def hosts(self) -> list[str | None]:
+        """The API hosts' addresses (None: the one controller of the single lab)."""
+        return [host["address"] for host in self.lab.connection.get("hosts", [])] or [None]
+
+    def ssh(self, command: str, check: bool = True, host: str | None = None) -> str:
+        return self.lab.ssh(command, check=check, host=host).stdout
 
     def admin(self) -> keystone.Session:
         return keystone.admin_login(self.lab.connection)
@@ -97,7 +107,7 @@ class Target:
 
 
 class ArgvWatcher:
-    """Samples every process's argv on the controller while a deploy runs."""
+    """Samples every process's argv on the controllers while a deploy runs."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -106,8 +116,9 @@ class ArgvWatcher:
 
     def _sample(self) -> None:
         while not self.stop.is_set():
-            result = self.target.lab.ssh("ps -eo args --no-headers", check=False)
-            self.target.controller_argv.update(result.stdout.splitlines())
+            for host in self.target.hosts:
+                result = self.target.lab.ssh("ps -eo args --no-headers", check=False, host=host)
+                self.target.controller_argv.update(result.stdout.splitlines())
             self.stop.wait(0.2)
 
     def __enter__(self) -> ArgvWatcher:
@@ -132,15 +143,20 @@ def unit_started_at(target: Target) -> str:
 
 
 def assert_units_and_config_ownership(target: Target) -> None:
-    assert target.ssh(f"systemctl is-enabled {UNIT}").strip() == "enabled"
-    assert target.ssh(f"systemctl is-active {UNIT}").strip() == "active"
+    for host in target.hosts:
+        assert_host_units_and_config_ownership(target, host)
+
+
+def assert_host_units_and_config_ownership(target: Target, host: str | None) -> None:
+    assert target.ssh(f"systemctl is-enabled {UNIT}", host=host).strip() == "enabled"
+    assert target.ssh(f"systemctl is-active {UNIT}", host=host).strip() == "active"
     files = [(API_CONF, "640"), (CREDENTIALS_CONF, "640"), (CREDENTIALS_DIR, "750")]
     if any(store["type"] == "swift" for store in target.stores):
         files.append((SWIFT_REFERENCES, "640"))
     for path, mode in files:
-        assert target.ssh(f"stat -c '%U:%G %a' {path}").strip() == f"root:glance {mode}", path
+        assert target.ssh(f"stat -c '%U:%G %a' {path}", host=host).strip() == f"root:glance {mode}", path
     main = configparser.ConfigParser(interpolation=None, default_section="__none__")
-    main.read_string(target.ssh(f"cat {API_CONF}"))
+    main.read_string(target.ssh(f"cat {API_CONF}", host=host))
     assert not main.has_section("database")
     assert not [section for section in main.sections() if main.has_option(section, "password")]
 
@@ -162,7 +178,7 @@ def assert_glance_user_authenticates(target: Target) -> None:
     if conf.has_section("oslo_limit"):
         target.secrets.setdefault("limitsPassword", oslo_value(conf["oslo_limit"]["password"]))
     session = keystone.login(target.lab.connection["keystone"]["auth_url"], "glance", password, "service")
-    assert isinstance(session.get(f"{GLANCE_URL}/v2/images")["images"], list)
+    assert isinstance(session.get(f"{target.glance_url}/v2/images")["images"], list)
 
 
 def assert_passwords_as_chosen(target: Target) -> None:
@@ -187,13 +203,13 @@ def assert_still_deployed(target: Target) -> None:
     """Nothing was removed: Glance serves the image, its database and store are there."""
     assert_units_and_config_ownership(target)
     assert_glance_tables(target)
-    image = target.admin().get(f"{GLANCE_URL}/v2/images/{target.image_id}")
+    image = target.admin().get(f"{target.glance_url}/v2/images/{target.image_id}")
     assert image["status"] == "active"
     assert_bytes_in_default_store(target, image)
 
 
 def assert_image_active_with_bytes_in_store(target: Target) -> None:
-    images = target.admin().get(f"{GLANCE_URL}/v2/images?name=cirros")["images"]
+    images = target.admin().get(f"{target.glance_url}/v2/images?name=cirros")["images"]
     assert len(images) == 1, images
     image = images[0]
     assert (image["status"], image["disk_format"], image["container_format"], image["visibility"]) == (
@@ -210,7 +226,7 @@ def assert_image_active_with_bytes_in_store(target: Target) -> None:
 def assert_bytes_in_default_store(target: Target, image: dict[str, Any]) -> None:
     """The image's bytes where its stack's default store keeps them, and nowhere else."""
     store = target.default_store
-    if "glance:stores" in LAB_STACKS[target.stack]:
+    if "glance:stores" in stack_definition(target.stack):
         assert image["stores"] == store["id"], image  # multi-store names the store
     expected = hashlib.sha256(lab_image_file().read_bytes()).hexdigest()
     in_file_store = f"{FILE_STORE}/{image['id']}"
@@ -228,7 +244,7 @@ def assert_bytes_in_default_store(target: Target, image: dict[str, Any]) -> None
 
 def assert_stores_as_declared(target: Target) -> None:
     """Multi-store stacks: the stores API and an upload to a named store; others: the guides' form."""
-    if "glance:stores" in LAB_STACKS[target.stack]:
+    if "glance:stores" in stack_definition(target.stack):
         assert_image_goes_to_the_store_asked_for(target)
         return
     store = api_conf(target)["glance_store"]
@@ -239,26 +255,26 @@ def assert_stores_as_declared(target: Target) -> None:
 def assert_image_goes_to_the_store_asked_for(target: Target) -> None:
     """The multi-store API: an upload with X-Image-Meta-Store lands in that store, not the default."""
     admin = target.admin()
-    stores = admin.get(f"{GLANCE_URL}/v2/info/stores")["stores"]
+    stores = admin.get(f"{target.glance_url}/v2/info/stores")["stores"]
     assert {s["id"] for s in stores} == {s["id"] for s in target.stores}
     assert [s["id"] for s in stores if s.get("default")] == [target.default_store["id"]]
     other = next(s for s in target.stores if s["id"] != target.default_store["id"])
     record = {"name": "in-the-other-store", "disk_format": "qcow2", "container_format": "bare"}
-    status, image = admin.send("POST", f"{GLANCE_URL}/v2/images", record)
+    status, image = admin.send("POST", f"{target.glance_url}/v2/images", record)
     assert status == 201, image
     try:
-        url = f"{GLANCE_URL}/v2/images/{image['id']}/file"
+        url = f"{target.glance_url}/v2/images/{image['id']}/file"
         upload = admin.send(
             "PUT", url, lab_image_file().read_bytes(), "application/octet-stream", {"X-Image-Meta-Store": other["id"]}
         )
         assert upload[0] == 204, upload
-        stored = admin.get(f"{GLANCE_URL}/v2/images/{image['id']}")
+        stored = admin.get(f"{target.glance_url}/v2/images/{image['id']}")
         assert (stored["status"], stored["stores"]) == ("active", other["id"])
         assert other["type"] == "file"
         expected = hashlib.sha256(lab_image_file().read_bytes()).hexdigest()
         assert target.ssh(f"sha256sum {other['path']}/{image['id']}").split()[0] == expected
     finally:
-        admin.send("DELETE", f"{GLANCE_URL}/v2/images/{image['id']}")
+        admin.send("DELETE", f"{target.glance_url}/v2/images/{image['id']}")
     assert target.lab.ssh(f"test -e {other['path']}/{image['id']}", check=False).returncode != 0
 
 
@@ -282,7 +298,7 @@ def assert_keystone_objects(target: Target) -> None:
     assert [s["name"] for s in services] == ["glance"]
     endpoints = admin.keystone(f"/endpoints?service_id={services[0]['id']}")["endpoints"]
     assert sorted(e["interface"] for e in endpoints) == ["admin", "internal", "public"]
-    assert {e["url"] for e in endpoints} == {GLANCE_URL}
+    assert {e["url"] for e in endpoints} == {target.glance_url}
 
 
 def assert_limits_enforced(target: Target) -> None:
@@ -295,7 +311,7 @@ def assert_limits_enforced(target: Target) -> None:
     assert [role["name"] for role in system_roles] == ["reader"]
     # The admin project already holds the CirrOS image and image_count_total is 1.
     record = {"name": "one-too-many", "disk_format": "raw", "container_format": "bare"}
-    assert admin.status_of("POST", f"{GLANCE_URL}/v2/images", record) == 413
+    assert admin.status_of("POST", f"{target.glance_url}/v2/images", record) == 413
 
 
 def assert_no_limits(target: Target) -> None:
@@ -322,7 +338,7 @@ def assert_nothing_left(target: Target) -> None:
     assert admin.keystone("/users?name=glance")["users"] == []
     assert admin.keystone("/users?name=service-oslo")["users"] == []
     assert admin.keystone("/services?type=image")["services"] == []
-    assert not [e for e in admin.keystone("/endpoints")["endpoints"] if e["url"] == GLANCE_URL]
+    assert not [e for e in admin.keystone("/endpoints")["endpoints"] if e["url"] == target.glance_url]
     assert admin.keystone("/registered_limits")["registered_limits"] == []
     if target.engine == "mysql":
         assert target.sql("SHOW DATABASES LIKE 'glance';").strip() == ""
@@ -332,10 +348,13 @@ def assert_nothing_left(target: Target) -> None:
         assert target.sql("SELECT 1 FROM pg_roles WHERE rolname = 'glance';").strip() == ""
         hba = target.lab.connection["postgresql"]["hba_path"]
         assert "glance-pulumi" not in target.ssh(f"cat {hba}")
-    assert target.ssh(f"systemctl is-active {UNIT}", check=False).strip() != "active"
-    assert target.ssh(f"systemctl is-enabled {UNIT}", check=False).strip() != "enabled"
-    assert target.lab.ssh(f"test -e {API_CONF} || test -e {CREDENTIALS_CONF}", check=False).returncode != 0
-    assert target.lab.ssh(f"test -e {FILE_STORE} || test -e {SWIFT_REFERENCES}", check=False).returncode != 0
+    for host in target.hosts:
+        assert target.ssh(f"systemctl is-active {UNIT}", check=False, host=host).strip() != "active"
+        assert target.ssh(f"systemctl is-enabled {UNIT}", check=False, host=host).strip() != "enabled"
+        leftovers = (
+            f"test -e {API_CONF} || test -e {CREDENTIALS_CONF} || test -e {FILE_STORE} || test -e {SWIFT_REFERENCES}"
+        )
+        assert target.lab.ssh(leftovers, check=False, host=host).returncode != 0, host
     if any(store["type"] == "swift" for store in target.stores):
         # No object bytes left in the lab's Swift: Glance deleted them with the image.
         assert target.ssh("find /srv/node -name '*.data' | wc -l").strip() == "0"

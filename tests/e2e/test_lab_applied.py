@@ -112,7 +112,7 @@ class TestAppliedLabStack:
         }
         assert checks.api_conf(stack.target)["DEFAULT"]["debug"] == "True"
         assert checks.unit_started_at(stack.target) != started
-        image = stack.target.admin().get(f"{checks.GLANCE_URL}/v2/images/{stack.target.image_id}")
+        image = stack.target.admin().get(f"{stack.target.glance_url}/v2/images/{stack.target.image_id}")
         assert image["status"] == "active"
 
     def test_no_secret_in_command_lines_output_or_controller_argv(self, stack: AppliedStack) -> None:

@@ -141,7 +141,7 @@ class TestLabStackWithTheEngine:
             deployed.cli("up", "--yes", "--skip-preview")
         assert checks.api_conf(deployed.target)["DEFAULT"]["debug"] == "True"
         assert checks.unit_started_at(deployed.target) != started
-        image = deployed.target.admin().get(f"{checks.GLANCE_URL}/v2/images/{deployed.target.image_id}")
+        image = deployed.target.admin().get(f"{deployed.target.glance_url}/v2/images/{deployed.target.image_id}")
         assert image["status"] == "active"
 
     def test_password_change_is_a_secret_change_that_restarts_glance(self, deployed: EngineStack) -> None:

@@ -60,6 +60,11 @@ class LabExecutor(pulumi.runtime.Mocks):
         self.command_output: list[str] = []
         self._lock = threading.Lock()
         self._admin: keystone.Session | None = None
+        # Remote command -> the host it runs on (a cluster lab has several controllers).
+        self._hosts: dict[str, str] = {
+            a.name: a.inputs["connection"]["host"] for a in previous or [] if "connection" in a.inputs
+        }
+        self.glance_url = lab.connection.get("load_balancer", {}).get("url", GLANCE_URL)
 
     # ---- the mocks interface ---------------------------------------------------------------
 
@@ -172,7 +177,7 @@ class LabExecutor(pulumi.runtime.Mocks):
                 self._account_of(a.inputs).send("DELETE", a.state["url"]), 204, 404
             ),
             "openstack:images/image:Image": lambda a: self._expect(
-                self.admin().send("DELETE", f"{GLANCE_URL}/v2/images/{a.id}"), 204, 404
+                self.admin().send("DELETE", f"{self.glance_url}/v2/images/{a.id}"), 204, 404
             ),
         }
 
@@ -192,7 +197,8 @@ class LabExecutor(pulumi.runtime.Mocks):
 
     def run_command(self, type_: str, name: str, script: str, stdin: str | None) -> str:
         if type_ == "command:remote:Command":
-            result = self.lab.ssh(script, input=stdin or "", check=False)
+            host = self._hosts.get(name)
+            result = self.lab.ssh(script, input=stdin or "", check=False, host=host)
         else:
             result = subprocess.run(
                 ["/bin/sh", "-c", script], input=stdin or "", capture_output=True, text=True, cwd=ROOT, timeout=600
@@ -202,6 +208,8 @@ class LabExecutor(pulumi.runtime.Mocks):
         return result.stdout
 
     def _command(self, type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if "connection" in inputs:  # remote: the host its connection names
+            self._hosts[name] = inputs["connection"]["host"]
         stdout = self.run_command(type_, name, inputs["create"], inputs.get("stdin"))
         return f"{name}-{secrets.token_hex(4)}", {"stdout": stdout, "stderr": ""}
 
@@ -303,12 +311,12 @@ class LabExecutor(pulumi.runtime.Mocks):
                 ("visibility", "visibility"),
             )
         }
-        image = self._expect(self.admin().send("POST", f"{GLANCE_URL}/v2/images", record), 201)
+        image = self._expect(self.admin().send("POST", f"{self.glance_url}/v2/images", record), 201)
         data = Path(inputs["localFilePath"]).read_bytes()
-        url = f"{GLANCE_URL}/v2/images/{image['id']}/file"
+        url = f"{self.glance_url}/v2/images/{image['id']}/file"
         self._expect(self.admin().send("PUT", url, data, "application/octet-stream"), 204)
         deadline = time.monotonic() + 120
-        while self.admin().get(f"{GLANCE_URL}/v2/images/{image['id']}")["status"] != "active":
+        while self.admin().get(f"{self.glance_url}/v2/images/{image['id']}")["status"] != "active":
             assert time.monotonic() < deadline, "image never became active"
             time.sleep(1)
         return str(image["id"]), {}
