@@ -10,6 +10,8 @@ import configparser
 import hashlib
 import json
 import threading
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,3 +360,109 @@ def assert_nothing_left(target: Target) -> None:
     if any(store["type"] == "swift" for store in target.stores):
         # No object bytes left in the lab's Swift: Glance deleted them with the image.
         assert target.ssh("find /srv/node -name '*.data' | wc -l").strip() == "0"
+
+
+# ---- several API hosts (lab.cluster) ---------------------------------------------------
+
+
+def host_url(address: str | None) -> str:
+    """One API host's own Glance, not the load balancer."""
+    return f"http://{address}:9292"
+
+
+def upload(session: keystone.Session, glance_url: str, name: str, data: bytes) -> str:
+    record = {"name": name, "disk_format": "qcow2", "container_format": "bare"}
+    status, image = session.send("POST", f"{glance_url}/v2/images", record)
+    assert status == 201, image
+    put = session.send("PUT", f"{glance_url}/v2/images/{image['id']}/file", data, "application/octet-stream")
+    assert put[0] == 204, put
+    return str(image["id"])
+
+
+def download(session: keystone.Session, glance_url: str, image_id: str) -> bytes:
+    status, data = session.send("GET", f"{glance_url}/v2/images/{image_id}/file")
+    assert status == 200 and isinstance(data, bytes), status
+    return data
+
+
+def assert_image_crosses_hosts(target: Target) -> None:
+    """Uploaded through one host, downloaded through the other (a store they share)."""
+    admin = target.admin()
+    data = lab_image_file().read_bytes()
+    first, second = target.hosts
+    for source, reader in ((first, second), (second, first)):
+        image_id = upload(admin, host_url(source), f"through-{source}", data)
+        try:
+            assert admin.get(f"{host_url(reader)}/v2/images/{image_id}")["status"] == "active"
+            assert download(admin, host_url(reader), image_id) == data
+        finally:
+            admin.send("DELETE", f"{host_url(reader)}/v2/images/{image_id}")
+
+
+def assert_endpoint_serves_with_one_host_down(target: Target) -> None:
+    """With glance-api stopped on either host, the load-balanced endpoint reads and takes uploads."""
+    admin = target.admin()
+    data = lab_image_file().read_bytes()
+    for down in target.hosts:
+        target.ssh(f"systemctl stop {UNIT}", host=down)
+        try:
+            time.sleep(2.5)  # the load balancer's health checks notice (every second)
+            for _ in range(5):
+                assert isinstance(admin.get(f"{target.glance_url}/v2/images")["images"], list)
+            image_id = upload(admin, target.glance_url, f"while-{down}-is-down", data)
+            assert download(admin, target.glance_url, image_id) == data
+            assert admin.send("DELETE", f"{target.glance_url}/v2/images/{image_id}")[0] == 204
+        finally:
+            target.ssh(f"systemctl start {UNIT}", host=down)
+            wait_until_host_answers(down)
+
+
+def wait_until_host_answers(address: str | None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{host_url(address)}/healthcheck", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"glance-api on {address} did not answer again"
+        time.sleep(0.5)
+
+
+def unit_down_interval(target: Target, host: str | None) -> tuple[int, int]:
+    """When glance-api last left `active` and when it was active again (monotonic µs, one kernel clock)."""
+    show = f"systemctl show -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic {UNIT}"
+    values = dict(line.split("=", 1) for line in target.ssh(show, host=host).split())
+    return int(values["ActiveExitTimestampMonotonic"]), int(values["ActiveEnterTimestampMonotonic"])
+
+
+class EndpointPoller:
+    """Calls the load-balanced endpoint every 0.1 s while a deploy runs; keeps what failed."""
+
+    def __init__(self, target: Target) -> None:
+        self.session = target.admin()
+        self.url = f"{target.glance_url}/v2/images?limit=1"
+        self.calls = 0
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            self.calls += 1
+            try:
+                status, body = self.session.send("GET", self.url)
+            except OSError as error:  # refused or reset: the endpoint went dark
+                status, body = 0, error
+            if status != 200:
+                self.failures.append(f"{status}: {str(body)[:200]}")
+            self.stop.wait(0.1)
+
+    def __enter__(self) -> EndpointPoller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
