@@ -231,6 +231,7 @@ def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
                     "domain_id": keystone.domain_id,
                     "project": keystone.service_project,
                     "timeout": READINESS_TIMEOUT_SECONDS,
+                    "settle_seconds": args.host.settle_seconds,
                 }
             )
         )

@@ -172,6 +172,7 @@ class StackConfig(BaseModel):
     glance_password: SecretStr | None = None
 
     public_url: HttpUrl | None = None
+    load_balancer_check_seconds: Annotated[int, Field(ge=0, le=300)] = 3
     internal_url: HttpUrl | None = None
     admin_url: HttpUrl | None = None
     image_store_path: AbsolutePath | None = None
@@ -287,6 +288,8 @@ class ApiHost:
     ssh: SshTarget
     # Glance's API on this host itself, which its readiness gate checks.
     api_url: str
+    # How long the gate waits once the host answers, for the load balancer to see it.
+    settle_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -477,7 +480,9 @@ def _resolve(config: StackConfig) -> Settings:
         node=node,
         api_hosts=tuple(
             # Each host's readiness gate checks the host itself, not the load balancer.
-            ApiHost(replace(node, host=host), internal_url if len(hosts) == 1 else f"http://{host}:{GLANCE_PORT}")
+            ApiHost(replace(node, host=host), internal_url)
+            if len(hosts) == 1
+            else ApiHost(replace(node, host=host), f"http://{host}:{GLANCE_PORT}", config.load_balancer_check_seconds)
             for host in hosts
         ),
         database=_database(config, profile, node),

@@ -68,6 +68,9 @@ def main() -> None:
     glance_url = params["glance_url"]
     wait_for(lambda: check_health(glance_url), "healthcheck", deadline)
     wait_for(lambda: list_images(glance_url, issue_token(params)), "authenticated image list", deadline)
+    # Behind a load balancer: let its health checks see this host back before the next
+    # host restarts, so it never has none to send requests to.
+    time.sleep(float(params.get("settle_seconds", 0)))
     print("glance ready")
 
 

@@ -84,6 +84,7 @@ def test_each_gate_checks_its_host_and_the_image_waits_for_all() -> None:
     for node, host in (("glance", HOSTS[0]), ("glance-2", HOSTS[1])):
         params = json.loads(plain(deployment.named(f"{node}-ready").inputs["stdin"]))
         assert params["glance_url"] == f"http://{host}:9292"
+        assert params["settle_seconds"] == 3  # the load balancer's health checks see the host back
     for gate in ("glance-ready", "glance-2-ready"):
         assert deployment.depends_on("glance-image", gate)
 
@@ -103,3 +104,4 @@ def test_one_host_keeps_its_names_and_checks_the_internal_endpoint() -> None:
     assert not [r for r in deployment.registrations if r.name.startswith("glance-2-")]
     params = json.loads(plain(deployment.named("glance-ready").inputs["stdin"]))
     assert params["glance_url"] == "http://glance-internal:9292"
+    assert params["settle_seconds"] == 0
