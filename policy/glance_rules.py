@@ -40,8 +40,8 @@ DATA_RESOURCES = {
     # A Swift store's container, which the program creates when a store asks for it.
     "openstack:objectstorage/container:Container",
 }
-# The file stores' directories: glance-image-store-<store id>.
-IMAGE_STORE = "glance-image-store"
+# The file stores' directories: glance-image-store-<store id> (glance-N-... on the Nth API host).
+IMAGE_STORE = re.compile(r"^glance(-\d+)?-image-store(-|$)")
 ENDPOINT = "openstack:identity/endpointV3:EndpointV3"
 INTERFACES = {"public", "internal", "admin"}
 
@@ -99,7 +99,7 @@ def no_plaintext_credentials(args: StackValidationArgs, report: ReportViolation,
 def production_data_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if not is_production(stack_of(args)):
         return
-    is_data = args.resource_type in DATA_RESOURCES or args.name.startswith(IMAGE_STORE)
+    is_data = args.resource_type in DATA_RESOURCES or IMAGE_STORE.match(args.name) is not None
     if is_data and not args.opts.protect:
         report(f"{args.name} holds the deployment's data: set glance:protectData true in a production stack", None)
 

@@ -113,6 +113,7 @@ def test_no_plaintext_credentials(tmp_path: Path) -> None:
 DATA = {
     "glance-database": "mysql:index/database:Database",
     "glance-image-store-file": "command:remote:Command",
+    "glance-2-image-store-nfs": "command:remote:Command",
     "glance-objects-container": "openstack:objectstorage/container:Container",
 }
 
