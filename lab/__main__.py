@@ -1,4 +1,4 @@
-"""`python3 -m lab {build,up,down,status}` - see lab/README.md."""
+"""`python3 -m lab {build,up,down,status,cluster-up,cluster-down,cluster-status}` - see lab/README.md."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from . import controller, image
+from . import cluster, controller, image
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -19,7 +19,12 @@ def _build(args: argparse.Namespace) -> int:
         f"build timings {manifest['timings']}); this check took {time.monotonic() - started:.1f}s"
     )
     if args.prune:
-        state_image = controller.status().get("running_image") or None
+        running = (controller.status().get("running_image"), cluster.status().get("running_image"))
+        in_use = {str(used) for used in running if used} - {str(path)}
+        if len(in_use) > 1:  # prune_images spares one image in use; both labs run old ones
+            print(f"not pruning: the lab and the cluster run older images {sorted(in_use)}")
+            return 0
+        state_image = in_use.pop() if in_use else None
         for old in image.prune_images(path, None if state_image is None else type(path)(state_image)):
             print(f"removed old image {old}")
     return 0
@@ -43,6 +48,23 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if info["up"] else 3  # like `systemctl status` for a stopped unit
 
 
+def _cluster_up(args: argparse.Namespace) -> int:
+    cluster.boot(timeout=args.timeout)
+    print(cluster.connection_path())
+    return 0
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    print(f"cluster: {cluster.shutdown(timeout=args.timeout)}")
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    info = cluster.status()
+    print(json.dumps(info, indent=2))
+    return 0 if info["up"] else 3
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m lab", description="The glance-pulumi lab controller.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     down.set_defaults(func=_down)
     stat = sub.add_parser("status", help="show whether a lab is up and how it is doing")
     stat.set_defaults(func=_status)
+    c_up = sub.add_parser("cluster-up", help="boot the two-controller lab (own network) and wait until usable")
+    c_up.add_argument("--timeout", type=float, default=cluster.BOOT_TIMEOUT)
+    c_up.set_defaults(func=_cluster_up)
+    c_down = sub.add_parser("cluster-down", help="stop the two-controller lab and remove its network")
+    c_down.add_argument("--timeout", type=float, default=cluster.STOP_TIMEOUT, help="seconds before SIGKILL")
+    c_down.set_defaults(func=_cluster_down)
+    c_stat = sub.add_parser("cluster-status", help="show whether the two-controller lab is up")
+    c_stat.set_defaults(func=_cluster_status)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

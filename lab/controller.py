@@ -347,8 +347,11 @@ def _check_database_logins(key: Path, secrets_: dict[str, str]) -> None:
         time.sleep(0.5)
 
 
-def keystone_token(password: str, user: str = "admin", project: str = "admin") -> str:
-    """Issue a project-scoped token (raises if Keystone refuses); returns the token."""
+def keystone_token(
+    password: str, user: str = "admin", project: str = "admin", auth_url: str = KEYSTONE_AUTH_URL
+) -> str:
+    """Issue a project-scoped token (raises if Keystone refuses); returns the token.
+    `auth_url`: another Keystone than the lab's, e.g. the cluster's (lab.cluster)."""
     body = {
         "auth": {
             "identity": {
@@ -359,7 +362,7 @@ def keystone_token(password: str, user: str = "admin", project: str = "admin") -
         }
     }
     request = urllib.request.Request(
-        f"{KEYSTONE_AUTH_URL}/auth/tokens",
+        f"{auth_url}/auth/tokens",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -457,12 +460,16 @@ def _ssh_raw(
 
 
 def ssh(
-    command: str, input: str | None = None, check: bool = True, timeout: float = 600
+    command: str, input: str | None = None, check: bool = True, timeout: float = 600, host: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a shell command in the running lab as root; pass secrets via `input`.
 
     Raises LabError with the command's output if `check` and it exits non-zero.
+    `host` is there for code that serves the cluster too (lab.cluster.Cluster.ssh): the
+    single lab has one controller, so only None or its own address are accepted.
     """
+    if host not in (None, LOOPBACK):
+        raise LabError(f"the single lab has one controller, {LOOPBACK}; no host {host}")
     key = Path(read_connection()["ssh"]["private_key_path"])
     result = _ssh_raw(key, command, input=input, timeout=timeout)
     if check and result.returncode != 0:

@@ -173,6 +173,24 @@ def nsenter_argv(leader: int, argv: Sequence[str]) -> list[str]:
     return ["nsenter", f"--target={leader}", "--mount", "--uts", "--ipc", "--net", "--pid", *argv]
 
 
+def container_run(
+    nspawn_pid: int, argv: Sequence[str], input: str | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str] | None:
+    """Run argv inside the container of `nspawn_pid` (its namespaces, as root), secrets
+    on `input`; None if the container has no PID 1 (yet, or any more)."""
+    leader = container_leader(nspawn_pid)
+    if leader is None:
+        return None
+    return subprocess.run(
+        nsenter_argv(leader, argv),
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def stop(pid: int, cgroup: str, timeout: float = 30.0, reap: subprocess.Popen[bytes] | None = None) -> str:
     """SIGTERM nspawn (the container powers off cleanly), SIGKILL after `timeout`.
 

@@ -44,3 +44,25 @@ def cache_root() -> Path:
 def run_dir() -> Path:
     """State of the one running lab: PID, keys, connection.json, console log."""
     return cache_root() / "run"
+
+
+# ---- the two-controller lab (lab.cluster) ----------------------------------------------
+# Each controller runs in its own network namespace, on a bridge the cluster creates on
+# the host; nothing is routed beyond it (no ip_forward, no firewall changes). The subnet
+# must not clash with the host's own (192.0.2.0/24 on eth0 here); the cluster checks.
+CLUSTER_BRIDGE = "glpl-br0"
+CLUSTER_SUBNET = "10.77.0.0/24"
+CLUSTER_HOST_ADDRESS = "10.77.0.1"  # the host's side of the bridge
+# (hostname, address); the first keeps every lab service and runs HAProxy.
+CLUSTER_NODES: tuple[tuple[str, str], ...] = (("controller", "10.77.0.11"), ("controller2", "10.77.0.12"))
+# HAProxy on the first controller, in front of Glance (9292) on every controller: Glance
+# itself binds 0.0.0.0:9292 there too, so the load balancer takes another port.
+CLUSTER_LB_PORT = 9200
+CLUSTER_LB_STATS_PORT = 9201
+# nspawn machine and cgroup names: cluster-<hostname>, apart from the single lab's.
+CLUSTER_MACHINE_PREFIX = "glance-pulumi-cluster"
+
+
+def cluster_run_dir() -> Path:
+    """State of the running cluster: PIDs, key, connection.json, consoles."""
+    return cache_root() / "cluster-run"

@@ -9,6 +9,10 @@
 #                           collides with a running lab's ports): database accounts,
 #                           Keystone bootstrap, Swift's service user and endpoints.
 #                           Powers the container off when done.
+#   provision.sh cluster    run by lab-cluster.service at every boot of a cluster session
+#                           (lab.cluster), before any service starts; skipped otherwise
+#                           (ConditionPathExists). Binds this controller's services to its
+#                           own address and writes HAProxy's config. Session overlay only.
 #
 # Inputs (bootstrap): /root/lab-secrets.env, written by the builder, mode 0600,
 # deleted by the builder afterwards. Secrets only ever travel through files, stdin
@@ -26,6 +30,9 @@ LAB_PACKAGES=(
     # keystonemiddleware, only a Recommends of swift-proxy (keystone pulls it in anyway).
     swift swift-proxy swift-account swift-container swift-object python3-keystonemiddleware
     curl ca-certificates
+    # The load balancer in front of Glance on the two-controller lab (lab.cluster). Disabled:
+    # only a cluster session's first controller starts it (systemd.wants= on its command line).
+    haproxy
 )
 # Packages the deployment installs later: downloaded only, so that installing them
 # inside the lab needs no network and is fast.
@@ -68,7 +75,9 @@ EOF
     configure_memcached
     configure_keystone
     configure_swift
+    configure_haproxy
     install_provision_unit
+    install_cluster_unit
 
     rm -f /usr/sbin/policy-rc.d
     log "packages stage done"
@@ -328,6 +337,12 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+configure_haproxy() {
+    # The package enables haproxy.service; the single lab does not run it, and a cluster
+    # session's first controller pulls it in at boot with a config made for that session.
+    systemctl disable haproxy.service
+}
+
 install_provision_unit() {
     # The builder copied this script to /usr/local/sbin/lab-provision.
     cat >/etc/systemd/system/lab-provision.service <<'EOF'
@@ -345,6 +360,29 @@ TimeoutStartSec=900
 WantedBy=multi-user.target
 EOF
     systemctl enable lab-provision.service
+}
+
+install_cluster_unit() {
+    # Runs only in cluster sessions: lab.cluster bind-mounts /etc/lab-cluster (cluster.env,
+    # hosts, haproxy.cfg). Before sysinit.target, so before every service it reconfigures.
+    cat >/etc/systemd/system/lab-cluster.service <<'EOF'
+[Unit]
+Description=Lab cluster session: bind services to this controller's address
+DefaultDependencies=no
+After=local-fs.target
+Before=sysinit.target shutdown.target
+Conflicts=shutdown.target
+ConditionPathExists=/etc/lab-cluster/cluster.env
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/lab-provision cluster
+
+[Install]
+WantedBy=sysinit.target
+EOF
+    systemctl enable lab-cluster.service
 }
 
 # ---- bootstrap stage (inside the booted container) --------------------------------
@@ -536,11 +574,58 @@ print("swift: token accepted for", urls[0])
 EOF
 }
 
+# ---- cluster stage (every boot of a cluster session, before the services) ---------
+
+rewrite() {  # rewrite FILE SED_SCRIPT EXPECTED_LINE: edit in place, then insist on the result
+    sed -i -e "$2" "$1"
+    if ! grep -qxF -- "$3" "$1"; then
+        log "cluster: $1 has no line '$3' after the rewrite"
+        return 1
+    fi
+}
+
+stage_cluster() {
+    # shellcheck disable=SC1091
+    source /etc/lab-cluster/cluster.env
+    : "${LAB_CLUSTER_ROLE:?}" "${LAB_CLUSTER_HOSTNAME:?}" "${LAB_CLUSTER_ADDRESS:?}" "${LAB_CLUSTER_SUBNET:?}"
+    local address=${LAB_CLUSTER_ADDRESS}
+    # Both controllers' names, on both (systemd.hostname= on the command line set the name).
+    install -m 0644 /etc/lab-cluster/hosts /etc/hosts
+    printf '%s\n' "${LAB_CLUSTER_HOSTNAME}" >/etc/hostname
+    rewrite /etc/ssh/sshd_config.d/50-lab.conf \
+        "/^ListenAddress 127.0.0.1\$/a ListenAddress ${address}" "ListenAddress ${address}"
+    if [[ ${LAB_CLUSTER_ROLE} != primary ]]; then
+        log "cluster: ${LAB_CLUSTER_HOSTNAME} (${address}): sshd only"
+        return 0
+    fi
+    # The first controller keeps every lab service; the others reach them at its address.
+    # Loopback stays bound too: the services' own clients (Keystone's database and cache,
+    # the Swift proxy's storage servers and cache) keep using 127.0.0.1.
+    rewrite /etc/mysql/mariadb.conf.d/99-lab.cnf \
+        's/^bind-address = 127.0.0.1$/bind-address = 0.0.0.0/' "bind-address = 0.0.0.0"
+    rewrite /etc/postgresql/15/main/conf.d/lab.conf \
+        "s/^listen_addresses = '127.0.0.1'\$/listen_addresses = '127.0.0.1,${address}'/" \
+        "listen_addresses = '127.0.0.1,${address}'"
+    printf 'host    all             all             %s            scram-sha-256\n' "${LAB_CLUSTER_SUBNET}" \
+        >>/etc/postgresql/15/main/pg_hba.conf
+    rewrite /etc/memcached.conf "s/^-l 127.0.0.1\$/-l 127.0.0.1,${address}/" "-l 127.0.0.1,${address}"
+    rewrite /etc/keystone/lab-uwsgi.ini \
+        's/^http-socket = 127.0.0.1:5000$/http-socket = 0.0.0.0:5000/' "http-socket = 0.0.0.0:5000"
+    # GNU sed -i keeps the file's owner and mode (root:swift 0640: it holds a password).
+    rewrite /etc/swift/proxy-server.conf 's/^bind_ip = 127.0.0.1$/bind_ip = 0.0.0.0/' "bind_ip = 0.0.0.0"
+    rewrite /etc/swift/proxy-server.conf \
+        "s|^www_authenticate_uri = http://127.0.0.1:5000/v3\$|www_authenticate_uri = http://${address}:5000/v3|" \
+        "www_authenticate_uri = http://${address}:5000/v3"
+    install -m 0644 /etc/lab-cluster/haproxy.cfg /etc/haproxy/haproxy.cfg
+    log "cluster: ${LAB_CLUSTER_HOSTNAME} (${address}): services bound to it, haproxy configured"
+}
+
 case "${1:-}" in
     packages) stage_packages ;;
     bootstrap) stage_bootstrap ;;
+    cluster) stage_cluster ;;
     *)
-        echo "usage: $0 packages|bootstrap" >&2
+        echo "usage: $0 packages|bootstrap|cluster" >&2
         exit 2
         ;;
 esac

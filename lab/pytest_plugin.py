@@ -5,6 +5,10 @@ Use it from a conftest.py:  `from lab.pytest_plugin import lab_host  # noqa: F40
 (or `pytest_plugins = ["lab.pytest_plugin"]` in the rootdir conftest). Several test
 directories may import it: they share one lab per pytest process (acquire_shared).
 
+`cluster_host` is the same for the two-controller lab (lab.cluster): one per pytest process,
+booted on first use, torn down after its last user. It coexists with `lab_host`: the cluster
+lives in its own network namespaces, so neither is shut down for the other.
+
 Outside CI (env CI unset) tests using it are skipped, with the reason, when not root
 or when systemd-nspawn is missing. With CI=true those conditions are failures: CI must
 run the lab for real.
@@ -18,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from . import controller
+from . import cluster, controller
 
 
 def in_ci() -> bool:
@@ -59,3 +63,19 @@ def lab_host() -> Iterator[controller.Lab]:
         yield handle
     finally:
         controller.release_shared()
+
+
+@pytest.fixture(scope="session")
+def cluster_host() -> Iterator[cluster.Cluster]:
+    """The booted two-controller lab (`cluster.connection`, `cluster.ssh(..., host=)`); torn
+    down at session end. Runs beside `lab_host` if that is up too (own namespaces, names)."""
+    require_lab()
+    if cluster.is_up() and cluster._shared is None:
+        if not in_ci():
+            pytest.fail("a cluster is up that this test run did not start: run `python3 -m lab cluster-down` first")
+        cluster.shutdown()  # in CI: the leftover of an interrupted earlier run
+    handle = cluster.acquire_shared()
+    try:
+        yield handle
+    finally:
+        cluster.release_shared()

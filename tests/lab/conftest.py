@@ -1,1 +1,1 @@
-from lab.pytest_plugin import lab_host  # noqa: F401  (session fixture, shared with other suites)
+from lab.pytest_plugin import cluster_host, lab_host  # noqa: F401  (session fixtures, shared with other suites)
