@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from lab.cluster import Cluster
 from lab.controller import Lab
 from lab.paths import LOOPBACK, PORTS
 from lab.stacks import lab_image_file, stack_definition
@@ -27,6 +28,8 @@ API_CONF = "/etc/glance/glance-api.conf"
 CREDENTIALS_DIR = "/etc/glance/glance.conf.d"
 CREDENTIALS_CONF = f"{CREDENTIALS_DIR}/50-glance-pulumi-credentials.conf"
 UNIT = "glance-api.service"
+# The single-controller lab or the two-controller cluster: both have connection and ssh(host=).
+LabHost = Lab | Cluster
 FILE_STORE = "/var/lib/glance/images"
 SWIFT_REFERENCES = "/etc/glance/glance-swift.conf"
 GLANCE_TABLES = {"images", "image_locations", "image_properties", "alembic_version"}
@@ -38,7 +41,7 @@ class Target:
     """One lab stack deployed onto the lab, and what the checks learn along the way."""
 
     stack: str
-    lab: Lab
+    lab: LabHost
     secrets: dict[str, str] = field(default_factory=dict)
     controller_argv: set[str] = field(default_factory=set)
     image_id: str = ""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.pytest_plugin import in_ci, lab_host  # noqa: F401 - the session's lab controller
+from lab.pytest_plugin import cluster_host, in_ci, lab_host  # noqa: F401 - the session's lab controllers
 from lab.stacks import PulumiCli, scratch_project
 
 REPO = Path(__file__).resolve().parents[2]

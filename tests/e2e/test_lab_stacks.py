@@ -67,7 +67,7 @@ class EngineStack:
         self.pulumi.run("config", "set", "--stack", self.target.stack, key, value)
 
 
-def engine_stack(stack: str, lab: Lab, pulumi: PulumiCli, secrets: dict[str, str]) -> Iterator[EngineStack]:
+def engine_stack(stack: str, lab: checks.LabHost, pulumi: PulumiCli, secrets: dict[str, str]) -> Iterator[EngineStack]:
     require_plugins()
     write_stack(stack, pulumi, lab.connection, lab_image_file(), secrets)
     target = checks.Target(stack, lab)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pulumi
 
+from lab.cluster import Cluster
 from lab.controller import Lab
 from tests.standin import keystone
 from tests.standin.program import ROOT, plain
@@ -52,7 +53,7 @@ PROVIDER = "__provider"
 
 
 class LabExecutor(pulumi.runtime.Mocks):
-    def __init__(self, lab: Lab, previous: list[Applied] | None = None) -> None:
+    def __init__(self, lab: Lab | Cluster, previous: list[Applied] | None = None) -> None:
         self.lab = lab
         self.previous = {(a.type, a.name): a for a in previous or []}
         self.applied: list[Applied] = []
