@@ -304,7 +304,9 @@ def haproxy_config() -> str:
     """HAProxy on the first controller: Glance on every controller behind :9200.
 
     Checks every second, one failure marks a server down, one success up again; a request
-    that cannot connect is retried (3 times), on another server (redispatch). Client and
+    that cannot connect is retried (3 times), on another server (redispatch). A read whose
+    server closed the connection without a whole response (glance-api stopping under it)
+    is retried the same way; a write is not, as it may have been applied. Client and
     server timeouts are generous: an image upload streams for as long as it takes.
     """
     servers = "\n".join(f"    server {node.name} {node.address}:{PORTS['glance']} check" for node in NODES)
@@ -338,6 +340,9 @@ backend glance_api
     balance roundrobin
     option httpchk GET /healthcheck
     http-check expect status 200
+    option redispatch 1
+    retry-on conn-failure empty-response junk-response response-timeout
+    http-request disable-l7-retry if !METH_GET
     default-server inter 1s fall 1 rise 1
 {servers}
 
