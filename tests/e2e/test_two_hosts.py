@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lab.cluster import Cluster
 
+from lab.cluster import Cluster
 from lab.stacks import PulumiCli, lab_image_file, program_config
 from tests.e2e import checks
 from tests.e2e.conftest import Timer
