@@ -358,7 +358,7 @@ def assert_nothing_left(target: Target) -> None:
         assert target.ssh(f"systemctl is-enabled {UNIT}", check=False, host=host).strip() != "enabled"
         # The stack's own files and store directories (the package's empty images directory may stay).
         stores = [store["path"] for store in target.stores if store["type"] == "file"]
-        paths = [API_CONF, CREDENTIALS_CONF, SWIFT_REFERENCES, "/var/lib/glance/staging", *stores]
+        paths = [API_CONF, CREDENTIALS_CONF, SWIFT_REFERENCES, *stores]
         leftovers = " || ".join(f"test -e {path}" for path in paths)
         assert target.lab.ssh(leftovers, check=False, host=host).returncode != 0, host
     if any(store["type"] == "swift" for store in target.stores):
