@@ -31,7 +31,8 @@ RESERVED_PREFIX = "os_glance_"
 # Multi-store's own file stores for staged uploads and import tasks.
 STAGING_DIR = "/var/lib/glance/staging"
 TASKS_DIR = "/var/lib/glance/tasks_work_dir"
-SWIFT_REFERENCES = "/etc/glance/glance-swift.conf"
+# Not the package's own glance-swift.conf: a conffile we would clobber, and delete on destroy.
+SWIFT_REFERENCES = "/etc/glance/glance-pulumi-swift.conf"
 CEPH_KEY = re.compile(r"^[A-Za-z0-9+/]{38,}={0,2}$")
 
 

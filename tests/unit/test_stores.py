@@ -304,7 +304,7 @@ def test_swift_stack_creates_its_container_in_the_glance_account() -> None:
     assert deployment.depends_on("glance-restart", "glance-objects-container")
     assert deployment.depends_on("glance-objects-account", "glance-service-admin")
     # The references file travels as a secret; the main file names it.
-    references = deployment.named("glance-config-glance-swift")
+    references = deployment.named("glance-config-glance-pulumi-swift")
     assert "stdin" in references.secret_inputs and "key = gl-pw" in plain(references.inputs["stdin"])
     main = plain(deployment.named("glance-config-glance-api").inputs["stdin"])
     assert "default_backend = objects" in main and "gl-pw" not in main
