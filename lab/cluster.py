@@ -29,7 +29,6 @@ so it runs beside the single lab (lab.controller) or without it. One cluster per
 
 from __future__ import annotations
 
-import atexit
 import ipaddress
 import json
 import os
@@ -40,15 +39,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from . import locks, nspawn
+from . import locks, nspawn, session
 from .controller import keystone_token
 from .errors import LabError
 from .image import ensure_image, image_dir, read_secrets
@@ -61,20 +58,17 @@ from .paths import (
     CLUSTER_NODES,
     CLUSTER_SUBNET,
     LOOPBACK,
-    PG_HBA_PATH,
     PORTS,
-    REGION,
-    SWIFT_SERVICE_TYPE,
     SWIFT_STORAGE_PORTS,
     cluster_run_dir,
 )
+from .session import Log, Session, SharedSession
 
 __all__ = [
     "NODES",
     "Cluster",
     "LabError",
     "Node",
-    "acquire_shared",
     "boot",
     "connection_path",
     "haproxy_config",
@@ -82,18 +76,15 @@ __all__ = [
     "known_hosts_path",
     "leftovers",
     "masked_units",
-    "memory_pss",
     "node_for",
     "read_connection",
-    "release_shared",
-    "shared_users",
+    "shared",
     "shutdown",
     "ssh",
     "ssh_argv",
     "status",
 ]
 
-Log = Callable[[str], None]
 BOOT_TIMEOUT = 300.0  # two containers on 2 shared cores
 STOP_TIMEOUT = 30.0
 PREFIX_LENGTH = ipaddress.ip_network(CLUSTER_SUBNET).prefixlen
@@ -167,11 +158,7 @@ def known_hosts_path() -> Path:
 
 
 def _read_state() -> dict[str, Any] | None:
-    try:
-        state: dict[str, Any] = json.loads(_state_path().read_text())
-    except (OSError, ValueError):
-        return None
-    return state
+    return session.read_json(_state_path())
 
 
 def _recorded_pids() -> dict[str, int]:
@@ -190,27 +177,16 @@ def is_up() -> bool:
 
 def read_connection() -> dict[str, Any]:
     """The running cluster's connection settings (what `cluster-up` wrote)."""
-    try:
-        data: dict[str, Any] = json.loads(connection_path().read_text())
-    except FileNotFoundError:
-        raise LabError("no cluster is up (run `python3 -m lab cluster-up`)") from None
-    return data
+    return session.read_connection(connection_path(), "no cluster is up (run `python3 -m lab cluster-up`)")
 
 
 def _run_lock() -> AbstractContextManager[None]:
     return locks.exclusive("cluster-run.lock")
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-
-
 def _write_state(image: Path, pids: dict[str, int]) -> None:
     state = {"image": str(image), "started_at": time.time(), "nspawn_pids": pids}
-    _write_private(_state_path(), json.dumps(state) + "\n")
+    session.write_private(_state_path(), json.dumps(state) + "\n")
 
 
 # ---- host network: bridge, namespaces, veth pairs ------------------------------------
@@ -412,21 +388,6 @@ def _launch(node: Node, image: Path, run: Path) -> nspawn.Launch:
     )
 
 
-def _make_session_key(run: Path, image: Path) -> Path:
-    """One fresh key for both controllers; known_hosts pins the image's key at each address."""
-    key = run / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "glance-pulumi-cluster", "-f", str(key)],
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    shutil.copyfile(key.with_suffix(".pub"), run / "authorized_keys")
-    os.chmod(run / "authorized_keys", 0o600)  # sshd's StrictModes
-    host_key = " ".join(json.loads((image / "manifest.json").read_text())["ssh_host_key"].split()[:2])
-    (run / "known_hosts").write_text("".join(f"[{node.address}]:{PORTS['ssh']} {host_key}\n" for node in NODES))
-    return key
-
-
 # ---- preflight --------------------------------------------------------------------------
 
 
@@ -468,7 +429,7 @@ def boot(log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> dict[str, Any
         started = time.monotonic()
         try:
             _write_state(image, {})  # from here on, a killed run leaves a trace to clean up
-            key = _make_session_key(run, image)
+            key = session.make_session_key(run, image, "glance-pulumi-cluster", [node.address for node in NODES])
             _write_node_configs(run)
             _create_network()
             for node in NODES:
@@ -476,7 +437,7 @@ def boot(log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> dict[str, Any
             _write_state(image, {name: proc.pid for name, proc in procs.items()})
             timings = _wait_until_ready(procs, started, key, image, timeout)
             connection = _connection({name: proc.pid for name, proc in procs.items()}, key, image)
-            _write_private(connection_path(), json.dumps(connection, indent=2) + "\n")
+            session.write_private(connection_path(), json.dumps(connection, indent=2) + "\n")
         except BaseException:
             _shutdown_locked(log, STOP_TIMEOUT, reaps=procs)
             raise
@@ -522,7 +483,14 @@ def _wait_until_ready(
     _rewrite_catalog(secrets_["keystone_admin_password"])
     for node in NODES:
         _check_ssh_login(key, node)
-    _check_logins_from(NODES[-1], key, secrets_)
+    # The admin accounts over TCP from another controller to the first's address.
+    last = NODES[-1]
+    session.check_database_logins(
+        lambda script: _ssh_raw(key, "bash -s", last, input=script, timeout=60),
+        PRIMARY.address,
+        secrets_,
+        f"from {last.name}",
+    )
     keystone_token(secrets_["keystone_admin_password"], auth_url=KEYSTONE_URL)
     timings["all checks"] = time.monotonic() - started
     return timings
@@ -534,19 +502,19 @@ def _reached(milestone: str, procs: dict[str, subprocess.Popen[bytes]]) -> bool:
         node = next(n for n in NODES if n.name == name)
         return _booted(node, procs[name].pid)
     if what == "ssh":
-        return _ssh_banner(next(n.address for n in NODES if n.name == name))
+        return session.ssh_banner(next(n.address for n in NODES if n.name == name))
     if what == "memcached":
         return _memcached_answers()
     if what == "keystone":
-        return _http_status(KEYSTONE_URL) == 200
+        return session.http_status(KEYSTONE_URL) == 200
     if what == "swift":  # the proxy at the cluster address, its storage servers on loopback inside
-        if _http_status(f"{SWIFT_URL}/healthcheck") != 200:
+        if session.http_status(f"{SWIFT_URL}/healthcheck") != 200:
             return False
         urls = [f"http://{LOOPBACK}:{PORTS[name]}/healthcheck" for name in SWIFT_STORAGE_PORTS]
         result = nspawn.container_run(procs[PRIMARY.name].pid, ["curl", "-fsS", "--max-time", "2", *urls])
         return result is not None and result.returncode == 0
     if what == "haproxy":  # any HTTP answer: 503 while no Glance is up behind it
-        return _http_status(f"{LB_URL}/healthcheck") is not None
+        return session.http_status(f"{LB_URL}/healthcheck") is not None
     raise AssertionError(milestone)
 
 
@@ -567,14 +535,6 @@ def _booted(node: Node, nspawn_pid: int) -> bool:
     return True
 
 
-def _ssh_banner(address: str) -> bool:
-    try:
-        with socket.create_connection((address, PORTS["ssh"]), timeout=1) as sock:
-            return sock.recv(16).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
 def _memcached_answers() -> bool:
     try:
         with socket.create_connection((PRIMARY.address, PORTS["memcached"]), timeout=1) as sock:
@@ -582,17 +542,6 @@ def _memcached_answers() -> bool:
             return sock.recv(64).startswith(b"VERSION ")
     except OSError:
         return False
-
-
-def _http_status(url: str) -> int | None:
-    """The HTTP status of a GET (also 4xx/5xx), None if nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return None
 
 
 def _consoles_tail() -> str:
@@ -659,52 +608,10 @@ def _check_ssh_login(key: Path, node: Node) -> None:
         raise LabError(f"ssh key login to {node.name} ({node.address}) failed: {result.stderr.strip()}")
 
 
-def _check_logins_from(node: Node, key: Path, secrets_: dict[str, str]) -> None:
-    """The admin accounts the Pulumi providers use, over TCP from another controller to the
-    first's address. Passwords on stdin (the script), never in argv."""
-    script = (
-        "set -e\n"
-        f"MYSQL_PWD='{secrets_['mysql_admin_password']}' mysql --protocol=TCP -h {PRIMARY.address} "
-        f"-P {PORTS['mysql']} -u {secrets_['mysql_admin_user']} -N -e 'SELECT 1'\n"
-        f"PGPASSWORD='{secrets_['postgresql_admin_password']}' psql -h {PRIMARY.address} "
-        f"-p {PORTS['postgresql']} -U postgres -d postgres -tAc 'SELECT 1'\n"
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        result = _ssh_raw(key, "bash -s", node, input=script, timeout=60)
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"database admin login from {node.name} failed: {result.stderr.strip()}")
-        time.sleep(0.5)
-
-
 def _connection(pids: dict[str, int], key: Path, image: Path) -> dict[str, Any]:
-    secrets_ = read_secrets(image)
-    address = PRIMARY.address
+    connection = session.connection_settings(PRIMARY.address, KEYSTONE_URL, SWIFT_URL, key, read_secrets(image))
     return {
-        "ssh": {"host": address, "port": PORTS["ssh"], "user": "root", "private_key_path": str(key)},
-        "mysql": {
-            "endpoint": f"{address}:{PORTS['mysql']}",
-            "admin_user": secrets_["mysql_admin_user"],
-            "admin_password": secrets_["mysql_admin_password"],
-        },
-        "postgresql": {
-            "host": address,
-            "port": PORTS["postgresql"],
-            "admin_user": "postgres",
-            "admin_password": secrets_["postgresql_admin_password"],
-            "hba_path": PG_HBA_PATH,
-        },
-        "keystone": {
-            "auth_url": KEYSTONE_URL,
-            "admin_user": "admin",
-            "admin_password": secrets_["keystone_admin_password"],
-            "admin_project": "admin",
-            "region": REGION,
-        },
-        "memcached": f"{address}:{PORTS['memcached']}",
-        "swift": {"url": SWIFT_URL, "service_type": SWIFT_SERVICE_TYPE},
+        **connection,
         "hosts": [{"name": node.name, "address": node.address} for node in NODES],
         "load_balancer": {"url": LB_URL, "stats": LB_STATS_URL},
         "nspawn_pids": pids,
@@ -726,42 +633,14 @@ def node_for(host: str | None) -> Node:
 
 def ssh_argv(command: str, host: str | None = None, key: Path | None = None) -> list[str]:
     """argv for running `command` as root on a controller over ssh, host key pinned."""
-    node = node_for(host)
     key = key or Path(read_connection()["ssh"]["private_key_path"])
-    return [
-        "ssh",
-        "-i",
-        str(key),
-        "-p",
-        str(PORTS["ssh"]),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        f"UserKnownHostsFile={known_hosts_path()}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "LogLevel=ERROR",
-        f"root@{node.address}",
-        command,
-    ]
+    return session.ssh_argv(command, key, known_hosts_path(), node_for(host).address)
 
 
 def _ssh_raw(
     key: Path, command: str, node: Node, input: str | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ssh_argv(command, node.address, key),
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return session.run_ssh(ssh_argv(command, node.address, key), input=input, timeout=timeout)
 
 
 def ssh(
@@ -772,12 +651,7 @@ def ssh(
     node = node_for(host)
     key = Path(read_connection()["ssh"]["private_key_path"])
     result = _ssh_raw(key, command, node, input=input, timeout=timeout)
-    if check and result.returncode != 0:
-        raise LabError(
-            f"command on {node.name} failed (exit {result.returncode}): {command}\n"
-            f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-2000:]}"
-        )
-    return result
+    return session.checked(result, command, f"command on {node.name}") if check else result
 
 
 # ---- shutdown ------------------------------------------------------------------------------
@@ -839,16 +713,14 @@ def status() -> dict[str, Any]:
     nodes = []
     for node in NODES:
         pid = pids[node.name]
-        state_ = nspawn.container_run(pid, ["systemctl", "is-system-running"])
-        failed = nspawn.container_run(pid, ["systemctl", "--failed", "--plain", "--no-legend"])
         nodes.append(
             {
                 "name": node.name,
                 "address": node.address,
                 "nspawn_pid": pid,
-                "system_state": state_.stdout.strip() if state_ else "",
-                "failed_units": [line.split()[0] for line in (failed.stdout if failed else "").splitlines() if line],
-                "memory_pss_mib": round(memory_pss([node]) / 2**20, 1),
+                "system_state": nspawn.system_state(pid),
+                "failed_units": nspawn.failed_units(pid),
+                "memory_pss_mib": round(nspawn.memory_pss([node.cgroup]) / 2**20, 1),
             }
         )
     haproxy = nspawn.container_run(pids[PRIMARY.name], ["systemctl", "is-active", "haproxy.service"])
@@ -857,72 +729,31 @@ def status() -> dict[str, Any]:
         running_image=state.get("image"),
         nodes=nodes,
         haproxy=haproxy.stdout.strip() if haproxy else "",
-        load_balancer_status=_http_status(f"{LB_URL}/healthcheck"),
-        memory_pss_mib=round(memory_pss() / 2**20, 1),
+        load_balancer_status=session.http_status(f"{LB_URL}/healthcheck"),
+        memory_pss_mib=round(nspawn.memory_pss(node.cgroup for node in NODES) / 2**20, 1),
         connection=str(connection_path()),
     )
     return info
 
 
-def memory_pss(nodes: Iterable[Node] = NODES) -> int:
-    """Proportional set size of every process of these controllers, in bytes (without the
-    overlays' tmpfs upper layers)."""
-    total = 0
-    for node in nodes:
-        for pid in nspawn.cgroup_pids(node.cgroup):
-            try:
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            except OSError:
-                continue
-    return total
-
-
 # ---- context manager -----------------------------------------------------------------------
 
 
-class Cluster:
+class Cluster(Session):
     """`with Cluster() as cluster:` boots both controllers and always tears everything
-    down afterwards (also at interpreter exit if the `with` block never got to)."""
+    down afterwards (see Session)."""
 
     def __init__(self, log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> None:
-        self.log = log
-        self.timeout = timeout
-        self.connection: dict[str, Any] = {}
-        self._booted = False
+        super().__init__(log, timeout)
 
-    def __enter__(self) -> Cluster:
-        self.start()
-        return self
+    def _boot(self) -> dict[str, Any]:
+        return boot(self.log, self.timeout)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> dict[str, Any]:
-        self.connection = boot(self.log, self.timeout)
-        self._booted = True
-        atexit.register(self.stop)
-        return self.connection
-
-    def stop(self) -> str:
-        if not self._booted:
-            return "not running"
-        self._booted = False
-        atexit.unregister(self.stop)
+    def _shutdown(self) -> str:
         return shutdown(self.log)
 
-    def restart(self) -> dict[str, Any]:
-        """Tear down and boot again: pristine controllers (overlays discarded), same object."""
-        self.stop()
-        return self.start()
-
-    @property
-    def is_up(self) -> bool:
-        return self._booted and is_up()
+    def _running(self) -> bool:
+        return is_up()
 
     @property
     def hosts(self) -> list[dict[str, str]]:
@@ -939,31 +770,4 @@ class Cluster:
 
 # ---- one cluster per process, shared by several users (e.g. pytest fixtures) --------------
 
-_shared: Cluster | None = None
-_shared_users = 0
-
-
-def acquire_shared(log: Log = _stderr_log) -> Cluster:
-    """Boot the process-wide cluster on first use (or again if somebody took it down);
-    pair every acquire_shared() with release_shared()."""
-    global _shared, _shared_users
-    if _shared is None or not _shared.is_up:
-        if _shared is not None:
-            _shared.stop()
-        _shared = Cluster(log)
-        _shared.start()
-    _shared_users += 1
-    return _shared
-
-
-def shared_users() -> int:
-    return _shared_users
-
-
-def release_shared() -> None:
-    """The last user to release tears the shared cluster down."""
-    global _shared, _shared_users
-    _shared_users = max(0, _shared_users - 1)
-    if _shared_users == 0 and _shared is not None:
-        _shared.stop()
-        _shared = None
+shared: SharedSession[Cluster] = SharedSession(Cluster)

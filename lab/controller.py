@@ -13,7 +13,6 @@ paths.run_dir() so that `up` and `down` can be separate processes.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shutil
@@ -23,14 +22,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from . import locks, nspawn
+from . import locks, nspawn, session
 from .errors import LabError
 from .image import ensure_image, image_dir, read_secrets
 from .paths import (
@@ -38,32 +35,27 @@ from .paths import (
     KEYSTONE_AUTH_URL,
     LOOPBACK,
     MACHINE_NAME,
-    PG_HBA_PATH,
     PORTS,
-    REGION,
-    SWIFT_SERVICE_TYPE,
     SWIFT_STORAGE_PORTS,
     SWIFT_URL,
     run_dir,
 )
+from .session import Log, Session, SharedSession
 
 __all__ = [
     "Lab",
     "LabError",
-    "acquire_shared",
     "boot",
     "ensure_image",
     "is_up",
     "read_connection",
-    "release_shared",
-    "shared_users",
+    "shared",
     "shutdown",
     "ssh",
     "ssh_argv",
     "status",
 ]
 
-Log = Callable[[str], None]
 BOOT_TIMEOUT = 240.0  # generous: 2 cores shared with other builds
 STOP_TIMEOUT = 30.0
 
@@ -84,11 +76,7 @@ def connection_path() -> Path:
 
 
 def _read_state() -> dict[str, Any] | None:
-    try:
-        state: dict[str, Any] = json.loads(_state_path().read_text())
-    except (OSError, ValueError):
-        return None
-    return state
+    return session.read_json(_state_path())
 
 
 def _recorded_pid() -> int | None:
@@ -104,23 +92,12 @@ def is_up() -> bool:
 
 def read_connection() -> dict[str, Any]:
     """The running lab's connection settings (what `up` wrote to connection.json)."""
-    try:
-        data: dict[str, Any] = json.loads(connection_path().read_text())
-    except FileNotFoundError:
-        raise LabError("no lab is up (run `python3 -m lab up`)") from None
-    return data
+    return session.read_connection(connection_path(), "no lab is up (run `python3 -m lab up`)")
 
 
 def _run_lock() -> AbstractContextManager[None]:
     """Serialise up/down between processes (a second `up` waits, then sees the first)."""
     return locks.exclusive("run.lock")
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 # ---- preflight ----------------------------------------------------------------------------
@@ -190,7 +167,7 @@ def boot(log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> dict[str, Any
         _preflight()
         run = run_dir()
         run.mkdir(parents=True, mode=0o700)
-        key = _make_session_key(run, image)
+        key = session.make_session_key(run, image, "glance-pulumi-lab", [LOOPBACK])
         launch = nspawn.Launch(
             rootfs=image / "rootfs",
             machine=MACHINE_NAME,
@@ -204,35 +181,20 @@ def boot(log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> dict[str, Any
         )
         started = time.monotonic()
         proc = nspawn.start(launch, run / "console.log")
-        _write_private(
+        session.write_private(
             _state_path(),
             json.dumps({"nspawn_pid": proc.pid, "image": str(image), "started_at": time.time()}) + "\n",
         )
         try:
             timings = _wait_until_ready(proc, started, key, image, timeout)
             connection = _connection(proc.pid, key, image)
-            _write_private(connection_path(), json.dumps(connection, indent=2) + "\n")
+            session.write_private(connection_path(), json.dumps(connection, indent=2) + "\n")
         except BaseException:
             _shutdown_locked(log, STOP_TIMEOUT, reap=proc)
             raise
     log(f"lab up (nspawn PID {proc.pid}): {timings.summary()}")
     log(f"connection settings: {connection_path()}")
     return connection
-
-
-def _make_session_key(run: Path, image: Path) -> Path:
-    """A fresh key per session; its public half is bind-mounted as authorized_keys."""
-    key = run / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "glance-pulumi-lab", "-f", str(key)],
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    shutil.copyfile(key.with_suffix(".pub"), run / "authorized_keys")
-    os.chmod(run / "authorized_keys", 0o600)  # sshd's StrictModes
-    host_key = " ".join(json.loads((image / "manifest.json").read_text())["ssh_host_key"].split()[:2])
-    (run / "known_hosts").write_text(f"[{LOOPBACK}]:{PORTS['ssh']} {host_key}\n")
-    return key
 
 
 def _wait_until_ready(
@@ -249,14 +211,14 @@ def _wait_until_ready(
         if time.monotonic() > deadline:
             raise LabError(f"lab not ready after {timeout:.0f}s (waiting for {sorted(pending)}):\n{_console_tail()}")
         if "running" in pending:
-            state = _system_state(proc.pid)
+            state = nspawn.system_state(proc.pid)
             if state in ("running", "degraded"):
                 timings.running, timings.system_state = time.monotonic() - started, state
                 pending.discard("running")
-        if "ssh" in pending and _ssh_banner():
+        if "ssh" in pending and session.ssh_banner(LOOPBACK):
             timings.ssh = time.monotonic() - started
             pending.discard("ssh")
-        if "keystone" in pending and _http_ok(f"{KEYSTONE_AUTH_URL}"):
+        if "keystone" in pending and session.http_status(KEYSTONE_AUTH_URL) == 200:
             timings.keystone = time.monotonic() - started
             pending.discard("keystone")
         if "swift" in pending and _swift_healthy():
@@ -264,87 +226,30 @@ def _wait_until_ready(
             pending.discard("swift")
         time.sleep(0.1)
     if timings.system_state == "degraded":
-        timings.failed_units = _failed_units(proc.pid)
+        timings.failed_units = nspawn.failed_units(proc.pid)
     secrets_ = read_secrets(image)
     _check_ssh_login(key)
-    _check_database_logins(key, secrets_)
+    # The clients run inside the container, which shares the host's network namespace:
+    # same socket, same pg_hba line and MariaDB host matching as a connection from the host.
+    session.check_database_logins(
+        lambda script: _ssh_raw(key, "bash -s", input=script, timeout=60), LOOPBACK, secrets_, f"to {LOOPBACK}"
+    )
     keystone_token(secrets_["keystone_admin_password"])
     timings.ready = time.monotonic() - started
     return timings
-
-
-def _container_run(nspawn_pid: int, argv: list[str]) -> subprocess.CompletedProcess[str] | None:
-    leader = nspawn.container_leader(nspawn_pid)
-    if leader is None:
-        return None
-    return subprocess.run(nspawn.nsenter_argv(leader, argv), capture_output=True, text=True, timeout=30, check=False)
-
-
-def _system_state(nspawn_pid: int) -> str:
-    result = _container_run(nspawn_pid, ["systemctl", "is-system-running"])
-    return result.stdout.strip() if result is not None else ""
-
-
-def _failed_units(nspawn_pid: int) -> list[str]:
-    result = _container_run(nspawn_pid, ["systemctl", "--failed", "--plain", "--no-legend"])
-    if result is None:
-        return []
-    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
-
-
-def _ssh_banner() -> bool:
-    """sshd accepts connections (cheap: no key exchange)."""
-    try:
-        with socket.create_connection((LOOPBACK, PORTS["ssh"]), timeout=1) as sock:
-            return sock.recv(16).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.HTTPError):
-        return False
 
 
 def _swift_healthy() -> bool:
     """The proxy and the account, container and object servers answer /healthcheck."""
     urls = [f"{SWIFT_URL}/healthcheck"]
     urls += [f"http://{LOOPBACK}:{PORTS[name]}/healthcheck" for name in SWIFT_STORAGE_PORTS]
-    return all(_http_ok(url) for url in urls)
+    return all(session.http_status(url) == 200 for url in urls)
 
 
 def _check_ssh_login(key: Path) -> None:
     result = _ssh_raw(key, "true", timeout=30)
     if result.returncode != 0:
         raise LabError(f"ssh key login failed: {result.stderr.strip()}")
-
-
-def _check_database_logins(key: Path, secrets_: dict[str, str]) -> None:
-    """Log in as the admin accounts the Pulumi providers use, over TCP to 127.0.0.1.
-
-    The clients run inside the container, which shares the host's network namespace:
-    same socket, same pg_hba line and MariaDB host matching as a connection from the
-    host. Passwords travel on stdin, never in argv.
-    """
-    script = (
-        "set -e\n"
-        f"MYSQL_PWD='{secrets_['mysql_admin_password']}' mysql --protocol=TCP -h {LOOPBACK} "
-        f"-P {PORTS['mysql']} -u {secrets_['mysql_admin_user']} -N -e 'SELECT 1'\n"
-        f"PGPASSWORD='{secrets_['postgresql_admin_password']}' psql -h {LOOPBACK} "
-        f"-p {PORTS['postgresql']} -U postgres -d postgres -tAc 'SELECT 1'\n"
-    )
-    # Services may still be finishing start-up right after boot: retry briefly.
-    deadline = time.monotonic() + 60
-    while True:
-        result = _ssh_raw(key, "bash -s", input=script, timeout=60)
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"database admin login failed: {result.stderr.strip()}")
-        time.sleep(0.5)
 
 
 def keystone_token(
@@ -385,32 +290,8 @@ def keystone_token(
 
 
 def _connection(nspawn_pid: int, key: Path, image: Path) -> dict[str, Any]:
-    secrets_ = read_secrets(image)
-    return {
-        "ssh": {"host": LOOPBACK, "port": PORTS["ssh"], "user": "root", "private_key_path": str(key)},
-        "mysql": {
-            "endpoint": f"{LOOPBACK}:{PORTS['mysql']}",
-            "admin_user": secrets_["mysql_admin_user"],
-            "admin_password": secrets_["mysql_admin_password"],
-        },
-        "postgresql": {
-            "host": LOOPBACK,
-            "port": PORTS["postgresql"],
-            "admin_user": "postgres",
-            "admin_password": secrets_["postgresql_admin_password"],
-            "hba_path": PG_HBA_PATH,
-        },
-        "keystone": {
-            "auth_url": KEYSTONE_AUTH_URL,
-            "admin_user": "admin",
-            "admin_password": secrets_["keystone_admin_password"],
-            "admin_project": "admin",
-            "region": REGION,
-        },
-        "memcached": f"{LOOPBACK}:{PORTS['memcached']}",
-        "swift": {"url": SWIFT_URL, "service_type": SWIFT_SERVICE_TYPE},
-        "nspawn_pid": nspawn_pid,
-    }
+    connection = session.connection_settings(LOOPBACK, KEYSTONE_AUTH_URL, SWIFT_URL, key, read_secrets(image))
+    return {**connection, "nspawn_pid": nspawn_pid}
 
 
 def _console_tail() -> str:
@@ -423,40 +304,13 @@ def _console_tail() -> str:
 def ssh_argv(command: str, key: Path | None = None) -> list[str]:
     """argv for running `command` as root in the lab over ssh, host key pinned."""
     key = key or Path(read_connection()["ssh"]["private_key_path"])
-    return [
-        "ssh",
-        "-i",
-        str(key),
-        "-p",
-        str(PORTS["ssh"]),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        f"UserKnownHostsFile={run_dir() / 'known_hosts'}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "LogLevel=ERROR",
-        f"root@{LOOPBACK}",
-        command,
-    ]
+    return session.ssh_argv(command, key, run_dir() / "known_hosts", LOOPBACK)
 
 
 def _ssh_raw(
     key: Path, command: str, input: str | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ssh_argv(command, key),
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return session.run_ssh(ssh_argv(command, key), input=input, timeout=timeout)
 
 
 def ssh(
@@ -472,12 +326,7 @@ def ssh(
         raise LabError(f"the single lab has one controller, {LOOPBACK}; no host {host}")
     key = Path(read_connection()["ssh"]["private_key_path"])
     result = _ssh_raw(key, command, input=input, timeout=timeout)
-    if check and result.returncode != 0:
-        raise LabError(
-            f"lab command failed (exit {result.returncode}): {command}\n"
-            f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-2000:]}"
-        )
-    return result
+    return session.checked(result, command, "lab command") if check else result
 
 
 # ---- shutdown ----------------------------------------------------------------------------
@@ -531,10 +380,10 @@ def status() -> dict[str, Any]:
         nspawn_pid=pid,
         uptime_s=round(time.time() - float(state.get("started_at", time.time())), 1),
         running_image=state.get("image"),
-        system_state=_system_state(pid),
-        failed_units=_failed_units(pid),
+        system_state=nspawn.system_state(pid),
+        failed_units=nspawn.failed_units(pid),
         listening={name: _listening(port) for name, port in PORTS.items()},
-        memory_pss_mib=round(memory_pss() / 2**20, 1),
+        memory_pss_mib=round(nspawn.memory_pss([CGROUP_NAME]) / 2**20, 1),
         connection=str(connection_path()),
     )
     return info
@@ -548,104 +397,29 @@ def _listening(port: int) -> bool:
         return False
 
 
-def memory_pss() -> int:
-    """Proportional set size of every lab process, in bytes. (The overlay's tmpfs upper
-    layer - files written during the session - is not included.)"""
-    total = 0
-    for pid in nspawn.cgroup_pids(CGROUP_NAME):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except OSError:
-            continue
-    return total
-
-
 # ---- context manager -----------------------------------------------------------------------
 
 
-class Lab:
-    """`with Lab() as lab:` boots the lab and always shuts it down afterwards.
-
-    Also stops the lab at interpreter exit if the `with` block never got to, e.g. when
-    a test run is interrupted.
-    """
+class Lab(Session):
+    """`with Lab() as lab:` boots the lab and always shuts it down afterwards (see Session)."""
 
     def __init__(self, log: Log = _stderr_log, timeout: float = BOOT_TIMEOUT) -> None:
-        self.log = log
-        self.timeout = timeout
-        self.connection: dict[str, Any] = {}
-        self._booted = False
+        super().__init__(log, timeout)
 
-    def __enter__(self) -> Lab:
-        self.start()
-        return self
+    def _boot(self) -> dict[str, Any]:
+        return boot(self.log, self.timeout)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> dict[str, Any]:
-        self.connection = boot(self.log, self.timeout)
-        self._booted = True
-        atexit.register(self.stop)
-        return self.connection
-
-    def stop(self) -> str:
-        if not self._booted:
-            return "not running"
-        self._booted = False
-        atexit.unregister(self.stop)
+    def _shutdown(self) -> str:
         return shutdown(self.log)
 
-    def restart(self) -> dict[str, Any]:
-        """Power off and boot again: a pristine lab (the overlay is discarded), same
-        object, so every holder of it sees the new connection (new key, new PID)."""
-        self.stop()
-        return self.start()
-
-    @property
-    def is_up(self) -> bool:
-        return self._booted and is_up()
+    def _running(self) -> bool:
+        return is_up()
 
     def ssh(self, command: str, host: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """`host`: the controller's address, for callers that also drive lab.cluster's several."""
-        if host not in (None, LOOPBACK):
-            raise LabError(f"the lab has one controller, at {LOOPBACK}, not {host}")
-        return ssh(command, **kwargs)
+        return ssh(command, host=host, **kwargs)
 
 
 # ---- one lab per process, shared by several users (e.g. pytest fixtures) ------------------
 
-_shared: Lab | None = None
-_shared_users = 0
-
-
-def acquire_shared(log: Log = _stderr_log) -> Lab:
-    """Boot the process-wide lab on first use (or again if somebody took it down);
-    every acquire_shared() must be paired with release_shared()."""
-    global _shared, _shared_users
-    if _shared is None or not _shared.is_up:
-        if _shared is not None:
-            _shared.stop()
-        _shared = Lab(log)
-        _shared.start()
-    _shared_users += 1
-    return _shared
-
-
-def shared_users() -> int:
-    """How many acquire_shared() calls currently hold the shared lab."""
-    return _shared_users
-
-
-def release_shared() -> None:
-    """The last user to release shuts the shared lab down."""
-    global _shared, _shared_users
-    _shared_users = max(0, _shared_users - 1)
-    if _shared_users == 0 and _shared is not None:
-        _shared.stop()
-        _shared = None
+shared: SharedSession[Lab] = SharedSession(Lab)

@@ -30,6 +30,7 @@ from pathlib import Path
 from . import locks, nspawn
 from .errors import LabError
 from .paths import MACHINE_NAME, cache_root
+from .session import write_private
 
 # Bump when the build procedure in this file changes in a way that alters the image.
 RECIPE_REVISION = "5"
@@ -199,7 +200,7 @@ def _build(work: Path, log: Log) -> None:
     timings["packages_s"] = time.monotonic() - t
 
     creds = _generate_secrets()
-    _write_private(rootfs / "root/lab-secrets.env", "".join(f"{k}={v}\n" for k, v in creds.items()))
+    write_private(rootfs / "root/lab-secrets.env", "".join(f"{k}={v}\n" for k, v in creds.items()))
     log("provision stage 2: database accounts, Keystone and Swift bootstrap (booted, private network)")
     t = time.monotonic()
     _run_stage(rootfs, "bootstrap", logs / "stage-bootstrap.log", boot=True)
@@ -210,7 +211,7 @@ def _build(work: Path, log: Log) -> None:
     for journal in (rootfs / "var/log/journal").glob("*"):
         shutil.rmtree(journal, ignore_errors=True)
 
-    _write_private(
+    write_private(
         work / "secrets.json",
         json.dumps(
             {
@@ -308,13 +309,6 @@ def _generate_secrets() -> dict[str, str]:
         # Keystone user `swift` (project service), which the Swift proxy validates tokens as.
         "SWIFT_SERVICE_PASSWORD": password(),
     }
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 def _run_logged(argv: list[str], log_path: Path, timeout: float) -> None:

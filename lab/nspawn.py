@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,22 @@ def cgroup_pids(name: str) -> set[int]:
             except OSError:
                 continue  # a cgroup removed while walking
     return pids
+
+
+def memory_pss(cgroups: Iterable[str]) -> int:
+    """Proportional set size of every process below these subtrees, in bytes (without a
+    `--volatile=overlay` container's tmpfs upper layer: files written during the session)."""
+    total = 0
+    for cgroup in cgroups:
+        for pid in cgroup_pids(cgroup):
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            except OSError:
+                continue
+    return total
 
 
 def _subdirs(root: Path) -> list[Path]:
@@ -189,6 +205,20 @@ def container_run(
         timeout=timeout,
         check=False,
     )
+
+
+def system_state(nspawn_pid: int) -> str:
+    """`systemctl is-system-running` inside ("running", "degraded", "starting", ...); "" if
+    the container has no PID 1."""
+    result = container_run(nspawn_pid, ["systemctl", "is-system-running"])
+    return result.stdout.strip() if result is not None else ""
+
+
+def failed_units(nspawn_pid: int) -> list[str]:
+    result = container_run(nspawn_pid, ["systemctl", "--failed", "--plain", "--no-legend"])
+    if result is None:
+        return []
+    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
 
 def stop(pid: int, cgroup: str, timeout: float = 30.0, reap: subprocess.Popen[bytes] | None = None) -> str:

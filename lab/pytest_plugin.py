@@ -3,7 +3,7 @@ shuts it down, also after failures.
 
 Use it from a conftest.py:  `from lab.pytest_plugin import lab_host  # noqa: F401`
 (or `pytest_plugins = ["lab.pytest_plugin"]` in the rootdir conftest). Several test
-directories may import it: they share one lab per pytest process (acquire_shared).
+directories may import it: they share one lab per pytest process (controller.shared).
 
 `cluster_host` is the same for the two-controller lab (lab.cluster): one per pytest process,
 booted on first use, torn down after its last user. It coexists with `lab_host`: the cluster
@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from . import cluster, controller
+from .session import Session, SharedSession
+
+S = TypeVar("S", bound=Session)
 
 
 def in_ci() -> bool:
@@ -50,32 +54,30 @@ def require_lab() -> None:
     # In CI as root a missing systemd-nspawn is installed by the image build.
 
 
-@pytest.fixture(scope="session")
-def lab_host() -> Iterator[controller.Lab]:
-    """The booted lab (`lab.connection`, `lab.ssh(...)`); shut down at session end."""
+def _hold(shared: SharedSession[S], running: Callable[[], bool], shutdown: Callable[[], str], down: str) -> Iterator[S]:
+    """The process's shared session for one fixture: booted on first use, released after.
+    One already up that this pytest run did not start is refused (outside CI: it may be
+    somebody's) or, in CI, the leftover of an interrupted run, taken down."""
     require_lab()
-    if controller.is_up() and controller._shared is None:
+    if running() and shared.current is None:
         if not in_ci():
-            pytest.fail("a lab is already up (not started by this test run): run `python3 -m lab down` first")
-        controller.shutdown()  # in CI: the leftover of an interrupted earlier run
-    handle = controller.acquire_shared()
+            pytest.fail(f"one is already up that this test run did not start: run `{down}` first")
+        shutdown()
+    handle = shared.acquire()
     try:
         yield handle
     finally:
-        controller.release_shared()
+        shared.release()
+
+
+@pytest.fixture(scope="session")
+def lab_host() -> Iterator[controller.Lab]:
+    """The booted lab (`lab.connection`, `lab.ssh(...)`); shut down at session end."""
+    yield from _hold(controller.shared, controller.is_up, controller.shutdown, "python3 -m lab down")
 
 
 @pytest.fixture(scope="session")
 def cluster_host() -> Iterator[cluster.Cluster]:
     """The booted two-controller lab (`cluster.connection`, `cluster.ssh(..., host=)`); torn
     down at session end. Runs beside `lab_host` if that is up too (own namespaces, names)."""
-    require_lab()
-    if cluster.is_up() and cluster._shared is None:
-        if not in_ci():
-            pytest.fail("a cluster is up that this test run did not start: run `python3 -m lab cluster-down` first")
-        cluster.shutdown()  # in CI: the leftover of an interrupted earlier run
-    handle = cluster.acquire_shared()
-    try:
-        yield handle
-    finally:
-        cluster.release_shared()
+    yield from _hold(cluster.shared, cluster.is_up, cluster.shutdown, "python3 -m lab cluster-down")

@@ -36,7 +36,7 @@ LB = f"http://{FIRST}:{CLUSTER_LB_PORT}"
 def pristine(cluster_host: cluster.Cluster) -> cluster.Cluster:
     """These tests check the cluster as `cluster-up` leaves it: if another suite shares it
     (and deployed onto it), boot it again, pristine."""
-    if cluster.shared_users() > 1:
+    if cluster.shared.users > 1:
         cluster_host.restart()
     return cluster_host
 

@@ -40,7 +40,7 @@ SWIFT_ENDPOINT = f"{SWIFT_URL}/v1/AUTH_%(project_id)s"
 def pristine(lab_host: controller.Lab) -> controller.Lab:
     """These tests check the lab as `up` leaves it. If another suite in this pytest run
     shares the lab (and deployed onto it), reboot it: the overlay makes that pristine."""
-    if controller.shared_users() > 1:
+    if controller.shared.users > 1:
         lab_host.restart()
     return lab_host
 

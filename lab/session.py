@@ -1,0 +1,282 @@
+"""What the single lab (lab.controller) and the two-controller cluster (lab.cluster) share.
+
+Both boot the same image in nspawn containers and hand out the same kind of session: a
+private run directory, a fresh ssh key with the image's host key pinned, ssh as root to a
+controller, the connection settings a stack reads, and an object that boots on `with` and
+always shuts down. Only what differs (addresses, names, topology) stays in each module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+from .errors import LabError
+from .paths import PG_HBA_PATH, PORTS, REGION, SWIFT_SERVICE_TYPE
+
+Log = Callable[[str], None]
+
+
+# ---- run-dir files ---------------------------------------------------------------------
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only root can read (0600 from the start, not after)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a run-dir file; None if it is missing or torn."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def read_connection(path: Path, none_up: str) -> dict[str, Any]:
+    """The connection settings `up` wrote to `path`; LabError(none_up) if there are none."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(none_up) from None
+    return data
+
+
+def make_session_key(run: Path, image: Path, comment: str, addresses: Iterable[str]) -> Path:
+    """A fresh key for the session: its public half becomes authorized_keys (bind-mounted
+    into every controller), and known_hosts pins the image's host key at each address."""
+    key = run / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    shutil.copyfile(key.with_suffix(".pub"), run / "authorized_keys")
+    os.chmod(run / "authorized_keys", 0o600)  # sshd's StrictModes
+    host_key = " ".join(json.loads((image / "manifest.json").read_text())["ssh_host_key"].split()[:2])
+    (run / "known_hosts").write_text("".join(f"[{address}]:{PORTS['ssh']} {host_key}\n" for address in addresses))
+    return key
+
+
+# ---- reaching a controller ---------------------------------------------------------------
+
+
+def ssh_argv(command: str, key: Path, known_hosts: Path, address: str) -> list[str]:
+    """argv for running `command` as root on the controller at `address`, host key pinned."""
+    return [
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(PORTS["ssh"]),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{address}",
+        command,
+    ]
+
+
+def run_ssh(argv: list[str], input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run an ssh argv; `input` (secrets, scripts) goes on stdin, never in argv."""
+    return subprocess.run(
+        argv, input=input if input is not None else "", capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def checked(result: subprocess.CompletedProcess[str], command: str, where: str) -> subprocess.CompletedProcess[str]:
+    """The result of `command` run `where`; LabError with its output if it failed."""
+    if result.returncode != 0:
+        raise LabError(
+            f"{where} failed (exit {result.returncode}): {command}\n"
+            f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-2000:]}"
+        )
+    return result
+
+
+def ssh_banner(address: str) -> bool:
+    """sshd accepts connections at `address` (cheap: no key exchange)."""
+    try:
+        with socket.create_connection((address, PORTS["ssh"]), timeout=1) as sock:
+            return sock.recv(16).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def http_status(url: str) -> int | None:
+    """The HTTP status of a GET (also 4xx/5xx), None if nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return None
+
+
+def check_database_logins(
+    run_script: Callable[[str], subprocess.CompletedProcess[str]], address: str, secrets_: dict[str, str], where: str
+) -> None:
+    """Log in as the admin accounts the Pulumi providers use, over TCP to `address`.
+
+    `run_script` runs a bash script on a controller; the passwords are inside the script,
+    which travels on stdin, never in argv. Services may still be finishing start-up right
+    after boot: retried for a minute.
+    """
+    script = (
+        "set -e\n"
+        f"MYSQL_PWD='{secrets_['mysql_admin_password']}' mysql --protocol=TCP -h {address} "
+        f"-P {PORTS['mysql']} -u {secrets_['mysql_admin_user']} -N -e 'SELECT 1'\n"
+        f"PGPASSWORD='{secrets_['postgresql_admin_password']}' psql -h {address} "
+        f"-p {PORTS['postgresql']} -U postgres -d postgres -tAc 'SELECT 1'\n"
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        result = run_script(script)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"database admin login {where} failed: {result.stderr.strip()}")
+        time.sleep(0.5)
+
+
+def connection_settings(
+    address: str, keystone_url: str, swift_url: str, key: Path, secrets_: dict[str, str]
+) -> dict[str, Any]:
+    """What a stack needs to deploy onto a lab whose services answer at `address`."""
+    return {
+        "ssh": {"host": address, "port": PORTS["ssh"], "user": "root", "private_key_path": str(key)},
+        "mysql": {
+            "endpoint": f"{address}:{PORTS['mysql']}",
+            "admin_user": secrets_["mysql_admin_user"],
+            "admin_password": secrets_["mysql_admin_password"],
+        },
+        "postgresql": {
+            "host": address,
+            "port": PORTS["postgresql"],
+            "admin_user": "postgres",
+            "admin_password": secrets_["postgresql_admin_password"],
+            "hba_path": PG_HBA_PATH,
+        },
+        "keystone": {
+            "auth_url": keystone_url,
+            "admin_user": "admin",
+            "admin_password": secrets_["keystone_admin_password"],
+            "admin_project": "admin",
+            "region": REGION,
+        },
+        "memcached": f"{address}:{PORTS['memcached']}",
+        "swift": {"url": swift_url, "service_type": SWIFT_SERVICE_TYPE},
+    }
+
+
+# ---- the booted object ------------------------------------------------------------------
+
+
+class Session(ABC):
+    """`with session:` boots and always shuts down afterwards; also at interpreter exit
+    if the `with` block never got to, e.g. when a test run is interrupted."""
+
+    def __init__(self, log: Log, timeout: float) -> None:
+        self.log = log
+        self.timeout = timeout
+        self.connection: dict[str, Any] = {}
+        self._booted = False
+
+    @abstractmethod
+    def _boot(self) -> dict[str, Any]:
+        """Boot and wait until usable; returns the connection settings."""
+
+    @abstractmethod
+    def _shutdown(self) -> str:
+        """Stop whatever is up; returns what happened."""
+
+    @abstractmethod
+    def _running(self) -> bool:
+        """What this session booted is still up (not died or taken down by somebody else)."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> dict[str, Any]:
+        self.connection = self._boot()
+        self._booted = True
+        atexit.register(self.stop)
+        return self.connection
+
+    def stop(self) -> str:
+        if not self._booted:
+            return "not running"
+        self._booted = False
+        atexit.unregister(self.stop)
+        return self._shutdown()
+
+    def restart(self) -> dict[str, Any]:
+        """Power off and boot again: pristine (the overlays are discarded), same object,
+        so every holder of it sees the new connection (new key, new PIDs)."""
+        self.stop()
+        return self.start()
+
+    @property
+    def is_up(self) -> bool:
+        return self._booted and self._running()
+
+
+S = TypeVar("S", bound=Session)
+
+
+class SharedSession(Generic[S]):
+    """One session per process, shared by several users (e.g. pytest fixtures): booted on
+    first use (or again if somebody took it down), shut down when its last user releases."""
+
+    def __init__(self, factory: Callable[[], S]) -> None:
+        self._factory = factory
+        self.current: S | None = None
+        self.users = 0
+
+    def acquire(self) -> S:
+        """Pair every acquire() with release()."""
+        if self.current is None or not self.current.is_up:
+            if self.current is not None:
+                self.current.stop()
+            self.current = self._factory()
+            self.current.start()
+        self.users += 1
+        return self.current
+
+    def release(self) -> None:
+        self.users = max(0, self.users - 1)
+        if self.users == 0 and self.current is not None:
+            self.current.stop()
+            self.current = None
