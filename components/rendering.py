@@ -10,7 +10,7 @@ it line by line. Secrets arrive as plain strings: callers run these inside
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -229,12 +229,15 @@ def config_files(settings: Settings, credentials: Credentials, limits_endpoint_i
 
 
 def render_ini(sections: Sections) -> str:
+    """An oslo.config file; a section without options is left out."""
+    return _render({name: options for name, options in sections.items() if options}, _oslo_escape)
+
+
+def _render(sections: Sections, escape: Callable[[str], str]) -> str:
     lines = ["# Managed by glance-pulumi: edit the stack config, not this file."]
     for name, options in sections.items():
-        if not options:
-            continue
         lines.append(f"\n[{name}]")
-        lines.extend(f"{key} = {_oslo_escape(value)}" for key, value in options.items())
+        lines.extend(f"{key} = {escape(value)}" for key, value in options.items())
     return "\n".join(lines) + "\n"
 
 
@@ -253,11 +256,7 @@ def _oslo_escape(value: str) -> str:
 
 def render_references(sections: Sections) -> str:
     """The Swift references file: glance_store reads it with configparser, not oslo.config."""
-    lines = ["# Managed by glance-pulumi: edit the stack config, not this file."]
-    for name, options in sections.items():
-        lines.append(f"\n[{name}]")
-        lines.extend(f"{key} = {_configparser_escape(value)}" for key, value in options.items())
-    return "\n".join(lines) + "\n"
+    return _render(sections, _configparser_escape)
 
 
 def _configparser_escape(value: str) -> str:
