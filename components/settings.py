@@ -194,6 +194,11 @@ class StackConfig(BaseModel):
     cirros_source: Annotated[str, AfterValidator(_cirros_source)] = GUIDE_CIRROS_URL
     protect_data: bool = True
 
+    @property
+    def hosts(self) -> list[str]:
+        """The API hosts: apiHosts, or else the controller alone."""
+        return self.api_hosts or [self.controller_host]
+
     @model_validator(mode="after")
     def _consistent(self) -> StackConfig:
         profile = PROFILES[self.profile]
@@ -213,7 +218,7 @@ class StackConfig(BaseModel):
 
     def _check_api_hosts(self) -> None:
         """Several API hosts serve one catalog: every store must be one they all reach."""
-        hosts = self.api_hosts or [self.controller_host]
+        hosts = self.hosts
         if len(hosts) == 1:
             return
         if len(set(hosts)) < len(hosts):
@@ -464,14 +469,14 @@ def _resolve(config: StackConfig) -> Settings:
     profile = PROFILES[config.profile]
     controller = config.controller_host
     node = SshTarget(
-        host=(config.api_hosts or [controller])[0],
+        host=config.hosts[0],
         port=config.ssh_port,
         user=config.ssh_user,
         private_key=config.ssh_private_key,
     )
-    hosts = config.api_hosts or [controller]
+    hosts = config.hosts
     # One host: the endpoints default to it. Several: to the load balancer (publicUrl).
-    glance_url = config.public_url if len(hosts) > 1 and config.public_url else f"http://{controller}:9292"
+    glance_url = config.public_url if len(hosts) > 1 and config.public_url else f"http://{controller}:{GLANCE_PORT}"
     internal_url = config.internal_url or glance_url
     keystone_url = config.keystone_url or f"http://{controller}:5000"
     auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
