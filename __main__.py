@@ -1,6 +1,7 @@
 """Deploy the OpenStack Image service (Glance) onto a controller.
 
-The stack config is validated first; then the diagram below, in dependency order:
+The stack config is validated first and every SSH host's key checked against its pin; then
+the diagram below, in dependency order:
 passwords -> database + Keystone identity (+ Swift containers) -> each API host's remote
 steps -> the CirrOS image.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components import host_keys
 from components.database import DatabaseArgs, GlanceDatabase
 from components.identity import GlanceIdentity, IdentityArgs
 from components.image import CirrosImage, ImageArgs
@@ -20,6 +22,11 @@ from components.stack_config import read_settings
 from components.stores import SwiftStore
 
 settings = read_settings()
+ssh_targets = [*(host.ssh for host in settings.api_hosts), settings.database.ssh]
+if any(target.host_key is None for target in ssh_targets):
+    pulumi.log.warn("glance:insecureIgnoreHostKeys is true: SSH host keys are not verified; a throwaway lab only")
+for unreachable in host_keys.verify(ssh_targets):
+    pulumi.log.warn(f"{unreachable} did not answer the host key check now; its steps verify the pinned key")
 name = "glance"
 provider = providers(name, settings.keystone, settings.database)
 

@@ -65,7 +65,8 @@ def authtoken_section(settings: Settings) -> dict[str, str]:
 
 
 def credential_sections(settings: Settings, credentials: Credentials) -> Sections:
-    """Every option that holds a secret: the database URL and the service passwords."""
+    """Every option that holds a secret: the database URL, the service passwords, the stores'
+    keys and apiSecretOptions."""
     sections: Sections = {
         "database": {"connection": database_url(settings, credentials.db_password)},
         "keystone_authtoken": {"password": credentials.glance_password},
@@ -78,6 +79,8 @@ def credential_sections(settings: Settings, credentials: Credentials) -> Section
         if store.secret_options():
             section = store.id if settings.glance.multi_store else "glance_store"
             sections.setdefault(section, {}).update(store.secret_options())
+    for name, options in settings.glance.secret_options.items():
+        sections.setdefault(name, {}).update({option: value.get_secret_value() for option, value in options.items()})
     return sections
 
 

@@ -7,11 +7,14 @@ naming every bad key and what it allows. Nothing else in the program reads confi
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import posixpath
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -50,12 +53,57 @@ SECRET_KEYS = frozenset(
         "keystoneAdminPassword",
         "glancePassword",
         "limitsPassword",
+        "apiSecretOptions",
     }
 )
 
 DEFAULT_STORE_PATH = "/var/lib/glance/images"
 GLANCE_PORT = 9292
 GUIDE_CIRROS_URL = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
+# The host key types pulumi-command's client verifies (it asks the host for exactly the pinned type).
+HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
+# Options the program sets itself: an apiOptions item may not override them (section -> options;
+# None: the whole section). The database URL and Keystone's credentials come from their own keys,
+# and paste_deploy.flavor keystone is what turns authentication on.
+OWNED_OPTIONS: Mapping[str, frozenset[str] | None] = {
+    "database": None,
+    "paste_deploy": None,
+    "keystone_authtoken": frozenset(
+        {
+            "auth_uri",
+            "www_authenticate_uri",
+            "auth_url",
+            "auth_type",
+            "auth_plugin",
+            "project_domain_id",
+            "project_domain_name",
+            "user_domain_id",
+            "user_domain_name",
+            "project_name",
+            "username",
+            "password",
+        }
+    ),
+    "oslo_limit": frozenset(
+        {
+            "auth_url",
+            "auth_type",
+            "user_domain_id",
+            "user_domain_name",
+            "username",
+            "password",
+            "system_scope",
+            "endpoint_id",
+            "region_name",
+        }
+    ),
+}
+# Option names that hold a credential in oslo.config-based services (password, transport_url,
+# connection strings, swift/s3 keys, profiler hmac_keys, ...).
+CREDENTIAL_OPTION = re.compile(r"pass(word|wd)|secret|token|credential|private|transport_url|connection|(^|_)keys?$")
+# A URL with a password in it: scheme://user:password@host.
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
+ENVIRONMENTS = ("production", "staging", "development", "lab")
 LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 
 
@@ -104,12 +152,59 @@ def _pg_hba_address(value: str) -> str:
     return value
 
 
-def _option_line(value: str) -> str:
+def _option_name(value: str) -> tuple[str, str]:
+    """section.option of a section.option=value item, refusing the options the program owns."""
     section, dot, rest = value.partition(".")
     option, equals, _ = rest.partition("=")
-    if not (section and dot and option and equals) or any(c.isspace() for c in section + option):
-        raise ValueError(f"items must look like section.option=value, e.g. DEFAULT.workers=2 (got {value!r})")
+    if not (section and dot and option and equals) or any(c.isspace() or not c.isprintable() for c in section + option):
+        raise ValueError("items must look like section.option=value, e.g. DEFAULT.workers=2")
+    owned = OWNED_OPTIONS.get(section, frozenset())
+    if owned is None or option in owned:
+        raise ValueError(
+            f"{section}.{option} is set by the program (database, Keystone credentials, paste_deploy and "
+            "oslo_limit come from their own keys); remove the item"
+        )
+    return section, option
+
+
+def _option_line(value: str) -> str:
+    """An apiOptions item: rendered into the plain glance-api.conf, so it may hold no credential."""
+    section, option = _option_name(value)
+    if CREDENTIAL_OPTION.search(option.lower()) or URL_WITH_PASSWORD.search(value):
+        raise ValueError(
+            f"{section}.{option} holds a credential, which glance-api.conf and the preview would show: "
+            "put the item into glance:apiSecretOptions instead (`pulumi config set --secret`)"
+        )
     return value
+
+
+def _secret_option_line(value: str) -> str:
+    """An apiSecretOptions item; its value is never part of an error message."""
+    _option_name(value)
+    if "\n" in value or "\r" in value:
+        raise ValueError("items cannot span lines")
+    return value
+
+
+def _known_host(value: str) -> str:
+    """`HOST TYPE BASE64`, a line as `ssh-keyscan -t ed25519 HOST` prints it (known_hosts form)."""
+    how = "as `ssh-keyscan -t ed25519 HOST` prints it, its fingerprint checked out of band (`ssh-keygen -lf`)"
+    fields = value.split()
+    if len(fields) < 3 or fields[1] not in HOST_KEY_TYPES:
+        raise ValueError(f"items must be `HOST TYPE BASE64` lines, TYPE one of {', '.join(HOST_KEY_TYPES)}, {how}")
+    host, kind, key = fields[:3]
+    # ssh-keyscan writes [host]:port for a port other than 22.
+    bracketed = re.fullmatch(r"\[(.+)\]:\d+", host)
+    _host_name(bracketed.group(1) if bracketed else host)
+    try:
+        blob = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        raise ValueError(f"the key of {host} is not base64; copy the line {how}") from None
+    # The key's own encoding starts with its type: a key pasted under the wrong type is caught here.
+    length = int.from_bytes(blob[:4], "big")
+    if blob[4 : 4 + length] != kind.encode():
+        raise ValueError(f"the key of {host} is not an {kind} key; copy the line {how}")
+    return f"{host} {kind} {key}"
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
@@ -118,6 +213,8 @@ HostName = Annotated[str, AfterValidator(_host_name)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Limit = Annotated[int, Field(ge=0)]
 OptionLine = Annotated[str, AfterValidator(_option_line)]
+SecretOptionLine = Annotated[str, AfterValidator(_secret_option_line)]
+KnownHost = Annotated[str, AfterValidator(_known_host)]
 # Pulumi's project config schema makes every key without a default required, so optional
 # keys whose default is derived from other keys declare "" / 0 / [] there: that means unset.
 UNSET_MARKERS: tuple[object, ...] = ("", 0, "0", [], "[]")
@@ -142,6 +239,9 @@ class StackConfig(BaseModel):
     ssh_port: Port = 22
     ssh_user: str = "root"
     ssh_private_key: SecretStr
+    ssh_host_keys: list[KnownHost] = Field(default_factory=list)
+    insecure_ignore_host_keys: bool = False
+    environment: Literal["production", "staging", "development", "lab"] | None = None
 
     db_engine: DbEngine | None = None
     db_host: HostName | None = None
@@ -181,6 +281,7 @@ class StackConfig(BaseModel):
     memcached_servers: list[str] = Field(default_factory=list)
     debug: bool = False
     api_options: list[OptionLine] = Field(default_factory=list)
+    api_secret_options: list[SecretOptionLine] = Field(default_factory=list)
 
     keystone_limits: bool = False
     limits_user: str = "service-oslo"
@@ -204,6 +305,7 @@ class StackConfig(BaseModel):
         profile = PROFILES[self.profile]
         self._check_stores(profile)
         self._check_api_hosts()
+        self._check_host_keys()
         if self.keystone_limits and not profile.release.supports_keystone_limits:
             raise ValueError(
                 f"keystoneLimits: Keystone unified limits need Glance Zed or later; "
@@ -215,6 +317,55 @@ class StackConfig(BaseModel):
         if engine != "postgresql" and misplaced:
             raise ValueError(f"{', '.join(misplaced)}: only used with dbEngine postgresql, not {engine}")
         return self
+
+    @property
+    def database_ssh_host(self) -> str:
+        """The database host over SSH. The guides run the database on the controller: reach it
+        like the first API host."""
+        db_host = self.db_host or self.controller_host
+        return self.db_ssh_host or (self.hosts[0] if db_host == self.controller_host else db_host)
+
+    @property
+    def ssh_hosts(self) -> list[str]:
+        """Every host the program reaches over SSH: the API hosts and the database host."""
+        return list(dict.fromkeys([*self.hosts, self.database_ssh_host]))
+
+    @property
+    def pinned_host_keys(self) -> dict[str, str]:
+        """sshHostKeys as SSH address -> `TYPE BASE64`."""
+        pins: dict[str, str] = {}
+        for line in self.ssh_host_keys:
+            host, kind, key = line.split()
+            bracketed = re.fullmatch(r"\[(.+)\]:(\d+)", host)
+            pins[bracketed.group(1) if bracketed else host] = f"{kind} {key}"
+        return pins
+
+    def _check_host_keys(self) -> None:
+        """Every SSH host has one pinned key (unless the stack opts out), and no key pins a stranger."""
+        hosts = self.ssh_hosts
+        pins = self.pinned_host_keys
+        if len(pins) < len(self.ssh_host_keys):
+            raise ValueError("sshHostKeys: a host is listed twice; pin one key per host")
+        ports = {int(m.group(1)) for line in self.ssh_host_keys if (m := re.match(r"\[.+\]:(\d+) ", line))}
+        if ports - {self.ssh_port}:
+            raise ValueError(f"sshHostKeys: a [host]:port line names another port than sshPort ({self.ssh_port})")
+        strangers = sorted(set(pins) - set(hosts))
+        if strangers:
+            raise ValueError(
+                f"sshHostKeys: {', '.join(strangers)} is not a host this stack reaches over SSH "
+                f"({', '.join(hosts)}); a typo would leave the real host unpinned"
+            )
+        if self.insecure_ignore_host_keys:
+            return
+        missing = [host for host in hosts if host not in pins]
+        if missing:
+            port = "" if self.ssh_port == 22 else f"-p {self.ssh_port} "
+            raise ValueError(
+                f"sshHostKeys: no pinned SSH host key for {', '.join(missing)}; every host the program logs in to "
+                "must prove who it is before it receives passwords. Get each key, compare its fingerprint "
+                "(`ssh-keygen -lf`) with the host's own console, then add the line: "
+                f"`ssh-keyscan {port}-t ed25519 {missing[0]}` prints it"
+            )
 
     def _check_api_hosts(self) -> None:
         """Several API hosts serve one catalog: every store must be one they all reach."""
@@ -286,6 +437,8 @@ class SshTarget:
     port: int
     user: str
     private_key: SecretStr
+    # `TYPE BASE64`, which the host must present; None only when the stack opts out.
+    host_key: str | None
 
 
 @dataclass(frozen=True)
@@ -365,6 +518,8 @@ class GlanceSettings:
     memcached_servers: tuple[str, ...]
     debug: bool
     extra_options: Mapping[str, Mapping[str, str]]
+    # apiSecretOptions: rendered with the credentials, never into the plain file.
+    secret_options: Mapping[str, Mapping[str, SecretStr]]
 
 
 @dataclass(frozen=True)
@@ -468,12 +623,7 @@ def _describe(error: Any) -> str:
 def _resolve(config: StackConfig) -> Settings:
     profile = PROFILES[config.profile]
     controller = config.controller_host
-    node = SshTarget(
-        host=config.hosts[0],
-        port=config.ssh_port,
-        user=config.ssh_user,
-        private_key=config.ssh_private_key,
-    )
+    node = _ssh_target(config, config.hosts[0])
     hosts = config.hosts
     # One host: the endpoints default to it. Several: to the load balancer (publicUrl).
     glance_url = config.public_url if len(hosts) > 1 and config.public_url else f"http://{controller}:{GLANCE_PORT}"
@@ -485,12 +635,12 @@ def _resolve(config: StackConfig) -> Settings:
         node=node,
         api_hosts=tuple(
             # Each host's readiness gate checks the host itself, not the load balancer.
-            ApiHost(replace(node, host=host), internal_url)
+            ApiHost(_ssh_target(config, host), internal_url)
             if len(hosts) == 1
-            else ApiHost(replace(node, host=host), f"http://{host}:{GLANCE_PORT}", config.load_balancer_check_seconds)
+            else ApiHost(_ssh_target(config, host), f"http://{host}:{GLANCE_PORT}", config.load_balancer_check_seconds)
             for host in hosts
         ),
-        database=_database(config, profile, node),
+        database=_database(config, profile),
         keystone=KeystoneSettings(
             public_uri=keystone_url,
             auth_url=auth_url,
@@ -522,6 +672,10 @@ def _resolve(config: StackConfig) -> Settings:
             memcached_servers=tuple(config.memcached_servers),
             debug=config.debug,
             extra_options=_option_sections(config.api_options),
+            secret_options={
+                section: {option: SecretStr(value) for option, value in options.items()}
+                for section, options in _option_sections(config.api_secret_options).items()
+            },
         ),
         image=ImageSettings(
             name=config.image_name,
@@ -532,7 +686,7 @@ def _resolve(config: StackConfig) -> Settings:
     )
 
 
-def _database(config: StackConfig, profile: Profile, node: SshTarget) -> DatabaseSettings:
+def _database(config: StackConfig, profile: Profile) -> DatabaseSettings:
     engine = config.db_engine or profile.default_db_engine
     default_port = 5432 if engine == "postgresql" else 3306
     host = config.db_host or config.controller_host
@@ -557,14 +711,18 @@ def _database(config: StackConfig, profile: Profile, node: SshTarget) -> Databas
         admin_port=config.db_admin_port or config.db_port or default_port,
         admin_user=config.db_admin_user or ("postgres" if engine == "postgresql" else "root"),
         admin_password=config.db_admin_password,
-        ssh=SshTarget(
-            # The guides run the database on the controller: reach it like the API node.
-            host=config.db_ssh_host or (node.host if host == config.controller_host else host),
-            port=node.port,
-            user=node.user,
-            private_key=node.private_key,
-        ),
+        ssh=_ssh_target(config, config.database_ssh_host),
         pg_hba=pg_hba,
+    )
+
+
+def _ssh_target(config: StackConfig, host: str) -> SshTarget:
+    return SshTarget(
+        host=host,
+        port=config.ssh_port,
+        user=config.ssh_user,
+        private_key=config.ssh_private_key,
+        host_key=None if config.insecure_ignore_host_keys else config.pinned_host_keys[host],
     )
 
 

@@ -12,7 +12,7 @@ SECRET_OUTPUTS = ["stdout", "stderr"]
 
 
 def connection(target: SshTarget) -> remote.ConnectionArgsDict:
-    return {
+    args: remote.ConnectionArgsDict = {
         "host": target.host,
         "port": target.port,
         "user": target.user,
@@ -21,3 +21,8 @@ def connection(target: SshTarget) -> remote.ConnectionArgsDict:
         "dial_error_limit": 30,
         "per_dial_timeout": 10,
     }
+    if target.host_key is not None:
+        # The provider then offers only this key's type and refuses any other key (no key:
+        # it would send the secrets on standard input to whoever answers).
+        args["host_key"] = target.host_key
+    return args

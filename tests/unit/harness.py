@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import yaml
 
+from components import host_keys
 from tests.standin import program
 from tests.standin.program import ROOT, SECRET_SIG, SECRET_VALUE, Deployment, Registration, plain
 
@@ -20,6 +23,41 @@ TEST_SECRETS = {
     "dbAdminPassword": "test-db-admin-pw",
     "keystoneAdminPassword": "test-keystone-admin-pw",
 }
+
+
+def ed25519_key(seed: int) -> str:
+    """A well-formed `ssh-ed25519 BASE64` public key (32 bytes of `seed`)."""
+    blob = b"".join(len(part).to_bytes(4, "big") + part for part in (b"ssh-ed25519", bytes([seed]) * 32))
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()}"
+
+
+# The key every test host presents (see presenting); the committed stacks leave pins to the operator.
+TEST_HOST_KEY = ed25519_key(7)
+
+
+def pinned(*hosts: str) -> dict[str, Any]:
+    """The sshHostKeys config that pins the test key on `hosts`."""
+    return {"sshHostKeys": [f"{host} {TEST_HOST_KEY}" for host in hosts]}
+
+
+@contextlib.contextmanager
+def presenting(key: str | None) -> Iterator[list[tuple[str, int]]]:
+    """Every host answers the host key check with `key` (None: cannot be reached); yields the
+    (host, port) pairs the program asked. Nothing is dialled."""
+    asked: list[tuple[str, int]] = []
+
+    def scan(host: str, port: int, kind: str) -> list[str] | None:
+        asked.append((host, port))
+        return None if key is None else [key] if key.startswith(kind) else []
+
+    original = host_keys.keyscan
+    host_keys.keyscan = scan
+    try:
+        yield asked
+    finally:
+        host_keys.keyscan = original
+
+
 # What the mocked RandomPassword returns: characters that need quoting everywhere.
 GENERATED_PASSWORD = "gen$pw@x:y/z%"
 # What the mocked RandomBytes returns: the SCRAM salt.
@@ -66,7 +104,7 @@ def stack_config(stack: str) -> dict[str, Any]:
     document = yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text())
     config = {**project_defaults(), **{key.removeprefix("glance:"): value for key, value in document["config"].items()}}
     config["stores"] = [_with_test_keyring(item) for item in config["stores"]]
-    return config
+    return {**config, **pinned(config["controllerHost"])}
 
 
 def _with_test_keyring(item: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +113,8 @@ def _with_test_keyring(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_program(config: dict[str, Any], deployment: Deployment | None = None) -> Deployment:
-    return program.run_program(config, GlanceMocks(), deployment)
+    with presenting(TEST_HOST_KEY):
+        return program.run_program(config, GlanceMocks(), deployment)
 
 
 def run_stack(stack: str, **overrides: Any) -> Deployment:

@@ -11,7 +11,7 @@ import string
 import pytest
 
 from components import mysql_account, rendering, scram
-from tests.unit.harness import GENERATED_SALT, TEST_SECRETS, Deployment, plain, run_stack
+from tests.unit.harness import GENERATED_SALT, TEST_SECRETS, Deployment, pinned, plain, run_stack
 
 EVERY_PUNCTUATION = string.punctuation + " "
 
@@ -74,7 +74,7 @@ def test_mysql_database_character_set_is_pinned(debian: Deployment) -> None:
 
 
 def test_database_ssh_host_can_be_another_machine() -> None:
-    deployment = run_stack("debian", dbSshHost="db1.example")
+    deployment = run_stack("debian", dbSshHost="db1.example", **pinned("controller", "db1.example"))
     assert plain(deployment.named("glance-account").inputs["connection"])["host"] == "db1.example"
     assert plain(deployment.named("glance-install").inputs["connection"])["host"] == "controller"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.settings import ConfigError
-from tests.unit.harness import TEST_SECRETS, Deployment, plain, run_program, run_stack, stack_config
+from tests.unit.harness import TEST_SECRETS, Deployment, pinned, plain, run_program, run_stack, stack_config
 
 HOSTS = ["10.0.0.11", "10.0.0.12"]
 LB = "https://glance.example:9292"
@@ -17,7 +17,7 @@ SWIFT_ONLY = [{"id": "objects", "type": "swift", "createContainer": True}]
 
 def two_hosts(deployment: Deployment | None = None, **overrides: Any) -> Deployment:
     """Stack debian-swift on two hosts behind LB, with Swift as the only store."""
-    config = {**stack_config("debian-swift"), **TEST_SECRETS, "apiHosts": HOSTS, "publicUrl": LB}
+    config = {**stack_config("debian-swift"), **TEST_SECRETS, **pinned(*HOSTS), "apiHosts": HOSTS, "publicUrl": LB}
     config |= {"internalUrl": "", "adminUrl": ""}  # unset: they follow publicUrl
     return run_program({**config, "stores": SWIFT_ONLY, "defaultStore": "", **overrides}, deployment)
 

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from components.settings import ConfigError, load_settings
-from tests.unit.harness import TEST_SECRETS, Deployment, project_defaults, run_program, stack_config
+from tests.unit.harness import TEST_SECRETS, Deployment, pinned, project_defaults, run_program, stack_config
 
 SECRET = frozenset(TEST_SECRETS)
+# sshHostKeys as the engine hands it over: JSON text.
+PIN_CONTROLLER = {"sshHostKeys": json.dumps(pinned("controller")["sshHostKeys"])}
+PIN_LOCAL = {"sshHostKeys": json.dumps(pinned("127.0.0.1")["sshHostKeys"])}
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("unknown profile", {"profile": "ubuntu"}, "glance:profile Input should be 'clearlinux', 'rhel' or 'debian'"),
@@ -112,7 +115,9 @@ def test_every_error_is_reported_at_once() -> None:
 
 def test_defaults_follow_the_profile() -> None:
     clear, rhel, debian = (
-        load_settings({**raw(project_defaults()), "profile": profile, **TEST_SECRETS}, SECRET)
+        load_settings(
+            {**raw({**project_defaults(), **pinned("controller")}), "profile": profile, **TEST_SECRETS}, SECRET
+        )
         for profile in ("clearlinux", "rhel", "debian")
     )
     assert (clear.database.engine, rhel.database.engine, debian.database.engine) == ("mysql", "postgresql", "mysql")
@@ -141,18 +146,21 @@ def test_stack_files_set_what_their_guides_set() -> None:
 
 def test_ip_controller_gets_a_host_prefix_in_pg_hba() -> None:
     settings = load_settings(
-        {"profile": "debian", "dbEngine": "postgresql", "controllerHost": "127.0.0.1", **TEST_SECRETS}, SECRET
+        {"profile": "debian", "dbEngine": "postgresql", "controllerHost": "127.0.0.1", **PIN_LOCAL, **TEST_SECRETS},
+        SECRET,
     )
     assert settings.database.pg_hba is not None and settings.database.pg_hba.address == "127.0.0.1/32"
 
 
 def test_secrets_do_not_leak_through_repr() -> None:
-    settings = load_settings({"profile": "debian", **TEST_SECRETS}, SECRET)
+    settings = load_settings({"profile": "debian", **PIN_CONTROLLER, **TEST_SECRETS}, SECRET)
     assert not any(secret in repr(settings) for secret in TEST_SECRETS.values())
 
 
 def test_local_image_file_is_uploaded_not_downloaded() -> None:
-    settings = load_settings({"profile": "debian", "cirrosSource": "/srv/images/cirros.qcow2", **TEST_SECRETS}, SECRET)
+    settings = load_settings(
+        {"profile": "debian", "cirrosSource": "/srv/images/cirros.qcow2", **PIN_CONTROLLER, **TEST_SECRETS}, SECRET
+    )
     assert (settings.image.local_path, settings.image.source_url) == ("/srv/images/cirros.qcow2", None)
 
 

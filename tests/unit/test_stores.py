@@ -20,6 +20,7 @@ from components.stores import SWIFT_REFERENCES
 from tests.unit.harness import (
     TEST_CEPH_KEY,
     TEST_SECRETS,
+    pinned,
     plain,
     project_defaults,
     run_program,
@@ -45,7 +46,7 @@ EVERY_TYPE: list[dict[str, Any]] = [FILE, SWIFT, RBD, S3, CINDER]
 
 
 def load(profile: str = "debian", **keys: Any) -> Settings:
-    config = {**project_defaults(), "profile": profile, **TEST_SECRETS, **keys}
+    config = {**project_defaults(), "profile": profile, **TEST_SECRETS, **pinned("controller"), **keys}
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
     return load_settings(raw, frozenset(TEST_SECRETS) | {"stores"})
 
@@ -280,7 +281,7 @@ def test_invalid_stores_register_nothing() -> None:
 
 
 def test_a_store_credential_set_without_secret_is_refused() -> None:
-    config = {**project_defaults(), "profile": "debian", **TEST_SECRETS, "stores": [S3]}
+    config = {**project_defaults(), "profile": "debian", **TEST_SECRETS, **pinned("controller"), "stores": [S3]}
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
     with pytest.raises(ConfigError) as refused:
         load_settings(raw, frozenset(TEST_SECRETS))
