@@ -609,7 +609,7 @@ def _check_ssh_login(key: Path, node: Node) -> None:
 
 
 def _connection(pids: dict[str, int], key: Path, image: Path) -> dict[str, Any]:
-    connection = session.connection_settings(PRIMARY.address, KEYSTONE_URL, SWIFT_URL, key, read_secrets(image))
+    connection = session.connection_settings(PRIMARY.address, KEYSTONE_URL, SWIFT_URL, key, image, read_secrets(image))
     return {
         **connection,
         "hosts": [{"name": node.name, "address": node.address} for node in NODES],

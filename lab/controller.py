@@ -290,7 +290,7 @@ def keystone_token(
 
 
 def _connection(nspawn_pid: int, key: Path, image: Path) -> dict[str, Any]:
-    connection = session.connection_settings(LOOPBACK, KEYSTONE_AUTH_URL, SWIFT_URL, key, read_secrets(image))
+    connection = session.connection_settings(LOOPBACK, KEYSTONE_AUTH_URL, SWIFT_URL, key, image, read_secrets(image))
     return {**connection, "nspawn_pid": nspawn_pid}
 
 

@@ -58,6 +58,11 @@ def read_connection(path: Path, none_up: str) -> dict[str, Any]:
     return data
 
 
+def image_host_key(image: Path) -> str:
+    """`ssh-ed25519 BASE64`: the host key every controller booted from `image` presents."""
+    return " ".join(json.loads((image / "manifest.json").read_text())["ssh_host_key"].split()[:2])
+
+
 def make_session_key(run: Path, image: Path, comment: str, addresses: Iterable[str]) -> Path:
     """A fresh key for the session: its public half becomes authorized_keys (bind-mounted
     into every controller), and known_hosts pins the image's host key at each address."""
@@ -69,7 +74,7 @@ def make_session_key(run: Path, image: Path, comment: str, addresses: Iterable[s
     )
     shutil.copyfile(key.with_suffix(".pub"), run / "authorized_keys")
     os.chmod(run / "authorized_keys", 0o600)  # sshd's StrictModes
-    host_key = " ".join(json.loads((image / "manifest.json").read_text())["ssh_host_key"].split()[:2])
+    host_key = image_host_key(image)
     (run / "known_hosts").write_text("".join(f"[{address}]:{PORTS['ssh']} {host_key}\n" for address in addresses))
     return key
 
@@ -166,11 +171,18 @@ def check_database_logins(
 
 
 def connection_settings(
-    address: str, keystone_url: str, swift_url: str, key: Path, secrets_: dict[str, str]
+    address: str, keystone_url: str, swift_url: str, key: Path, image: Path, secrets_: dict[str, str]
 ) -> dict[str, Any]:
-    """What a stack needs to deploy onto a lab whose services answer at `address`."""
+    """What a stack needs to deploy onto a lab booted from `image` whose services answer at `address`."""
     return {
-        "ssh": {"host": address, "port": PORTS["ssh"], "user": "root", "private_key_path": str(key)},
+        "ssh": {
+            "host": address,
+            "port": PORTS["ssh"],
+            "user": "root",
+            "private_key_path": str(key),
+            # What a stack pins (glance:sshHostKeys): the image's key, the same on every controller.
+            "host_key": image_host_key(image),
+        },
         "mysql": {
             "endpoint": f"{address}:{PORTS['mysql']}",
             "admin_user": secrets_["mysql_admin_user"],

@@ -144,9 +144,12 @@ def plain_config(name: str, connection: Mapping[str, Any], image: Path) -> dict[
     }
     if engine == "postgresql":
         config["glance:pgHbaPath"] = connection["postgresql"]["hba_path"]
+    ssh_hosts = [connection["ssh"]["host"]]
     if name in CLUSTER_STACKS:
-        config["glance:apiHosts"] = [host["address"] for host in connection["hosts"]]
+        ssh_hosts = config["glance:apiHosts"] = [host["address"] for host in connection["hosts"]]
         config["glance:publicUrl"] = connection["load_balancer"]["url"]
+    # The lab's real host key, pinned on every host the stack logs in to (the database's is the first's).
+    config["glance:sshHostKeys"] = [f"{host} {connection['ssh']['host_key']}" for host in ssh_hosts]
     return config
 
 

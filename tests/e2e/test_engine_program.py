@@ -15,6 +15,7 @@ from typing import Any
 
 from lab.stacks import PulumiCli, write_stack
 from tests.e2e.conftest import toolchain_dir
+from tests.unit.harness import ed25519_key
 
 PLUGINS = ("random", "mysql", "openstack", "command", "postgresql")
 
@@ -49,8 +50,14 @@ def test_engine_refuses_bad_config_before_any_resource(pulumi_cli: PulumiCli) ->
 
 
 def test_engine_reads_secret_config_and_reaches_the_resources(pulumi_cli: PulumiCli) -> None:
-    # Nothing listens on loopback port 9: the preview gets as far as the providers' first call.
-    unreachable = {"glance:controllerHost": "127.0.0.1", "glance:keystoneApiUrl": "http://127.0.0.1:9/v3"}
+    # Nothing listens on loopback port 9: the preview gets as far as the providers' first call
+    # (the host key check cannot reach the host either, and leaves it to the steps).
+    unreachable = {
+        "glance:controllerHost": "127.0.0.1",
+        "glance:sshPort": 9,
+        "glance:sshHostKeys": [f"127.0.0.1 {ed25519_key(1)}"],
+        "glance:keystoneApiUrl": "http://127.0.0.1:9/v3",
+    }
     make_stack(pulumi_cli, "debian-check", {"glance:profile": "debian", "glance:dbEngine": "mysql", **unreachable})
     result = preview(pulumi_cli, "debian-check")
     output = result.stdout + result.stderr
@@ -75,7 +82,7 @@ def test_lab_stack_config_round_trips_through_the_cli(pulumi_cli: PulumiCli, tmp
     key = tmp_path / "id_ed25519"
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n" + secrets.token_urlsafe(60) + "\n-----END-----\n")
     connection: dict[str, Any] = {
-        "ssh": {"host": "127.0.0.1", "port": 2222, "private_key_path": str(key)},
+        "ssh": {"host": "127.0.0.1", "port": 2222, "private_key_path": str(key), "host_key": ed25519_key(2)},
         "memcached": "127.0.0.1:11211",
         "mysql": {"admin_user": "labadmin", "admin_password": secrets.token_urlsafe(12)},
         "postgresql": {"admin_user": "postgres", "admin_password": "p", "hba_path": "/etc/pg_hba.conf"},
@@ -95,5 +102,6 @@ def test_lab_stack_config_round_trips_through_the_cli(pulumi_cli: PulumiCli, tmp
     assert shown["glance:keystoneAdminPassword"]["secret"] is True
     assert shown["glance:sshPort"]["value"] == "2222" and shown["glance:protectData"]["value"] == "false"
     assert json.loads(shown["glance:memcachedServers"]["value"]) == ["127.0.0.1:11211"]
+    assert json.loads(shown["glance:sshHostKeys"]["value"]) == [f"127.0.0.1 {ed25519_key(2)}"]
     text = stack_file.read_text()
     assert connection["mysql"]["admin_password"] not in text and "OPENSSH" not in text
