@@ -100,7 +100,9 @@ OWNED_OPTIONS: Mapping[str, frozenset[str] | None] = {
 }
 # Option names that hold a credential in oslo.config-based services (password, transport_url,
 # connection strings, swift/s3 keys, profiler hmac_keys, ...).
-CREDENTIAL_OPTION = re.compile(r"pass(word|wd)|secret|token|credential|private|transport_url|connection|(^|_)keys?$")
+CREDENTIAL_OPTION = re.compile(
+    r"pass(word|wd)|secret|(^|_)token$|credential|private|transport_url|connection|(^|_)keys?$"
+)
 # A URL with a password in it: scheme://user:password@host.
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
 ENVIRONMENTS = ("production", "staging", "development", "lab")
