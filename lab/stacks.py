@@ -29,6 +29,8 @@ TEST_IMAGE_SIZE = "16M"
 COMMON: dict[str, Any] = {
     "glance:profile": "debian",
     "glance:sshUser": "root",
+    # What the policy pack's rules see: a throwaway lab, not production.
+    "glance:environment": "lab",
     # The lab is disposable: let destroy remove the database and the image store.
     "glance:protectData": False,
 }
