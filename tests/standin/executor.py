@@ -211,6 +211,10 @@ class LabExecutor(pulumi.runtime.Mocks):
     def _command(self, type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if "connection" in inputs:  # remote: the host its connection names
             self._hosts[name] = inputs["connection"]["host"]
+            # As pulumi-command: the step runs only where the host presents the pinned key (the
+            # lab's own ssh trusts exactly the image's key).
+            pinned = inputs["connection"].get("hostKey")
+            assert pinned in (None, self.lab.connection["ssh"]["host_key"]), f"{name}: host key mismatch"
         stdout = self.run_command(type_, name, inputs["create"], inputs.get("stdin"))
         return f"{name}-{secrets.token_hex(4)}", {"stdout": stdout, "stderr": ""}
 
