@@ -15,7 +15,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pulumi import RunError
@@ -105,7 +105,8 @@ CREDENTIAL_OPTION = re.compile(
 )
 # A URL with a password in it: scheme://user:password@host.
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
-ENVIRONMENTS = ("production", "staging", "development", "lab")
+Environment = Literal["production", "staging", "development", "lab"]
+ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 
 
@@ -243,7 +244,7 @@ class StackConfig(BaseModel):
     ssh_private_key: SecretStr
     ssh_host_keys: list[KnownHost] = Field(default_factory=list)
     insecure_ignore_host_keys: bool = False
-    environment: Literal["production", "staging", "development", "lab"] | None = None
+    environment: Environment | None = None
 
     db_engine: DbEngine | None = None
     db_host: HostName | None = None

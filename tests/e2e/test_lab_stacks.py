@@ -164,8 +164,9 @@ class TestLabStackWithTheEngine:
         pack = str(deployed.pulumi.cwd / "policy")  # the project copy's own pack: it reads that project's stacks
         output = deployed.cli("preview", "--policy-pack", pack, "--color", "never")
         assert "glance-pulumi" in output, output
-        twin = f"{deployed.target.stack}-prod"  # the same lab stack under a name that marks production
+        twin = f"{deployed.target.stack}-prod"  # the same lab stack, declared production
         write_stack(twin, deployed.pulumi, deployed.target.lab.connection, lab_image_file(), like=deployed.target.stack)
+        deployed.pulumi.run("config", "set", "--stack", twin, "glance:environment", "production")
         try:
             result = deployed.pulumi.run("preview", "--policy-pack", pack, "--stack", twin, check=False)
         finally:
