@@ -97,6 +97,23 @@ class TestChangedHostKey:
         assert after == before
         assert not checks.api_conf(deployed.target).has_option("DEFAULT", "debug")
 
+    def test_each_step_refuses_the_impostor_by_itself(self, deployed: EngineStack, tmp_path: Path) -> None:
+        """Without the program's check (destroy runs no program): pulumi-command's own verification.
+        Destroying the units step (and what depends on it: restart, gate, image) dials the host."""
+        lab = deployed.target.lab
+        assert isinstance(lab, Lab)
+        impostor = Impostor(lab, tmp_path)
+        units = f"urn:pulumi:{STACK}::glance::glance:node:GlanceNode$command:remote:Command::glance-units"
+        with impostor.answering():
+            with Timer(f"engine {STACK} (host keys): destroy refused by the step"):
+                deployed.cli(
+                    "destroy", "--yes", "--skip-preview", "--target", units, "--target-dependents", expect_failure=True
+                )
+            refusal = deployed.outputs[-1]
+            assert "glance-units" in refusal and "ssh: host key mismatch" in refusal, refusal
+            # The units were not stopped: the step never ran on the impostor.
+            assert impostor.ssh("systemctl is-active glance-api.service").strip() == "active"
+
     def test_the_pinned_key_back_lets_the_same_up_through(self, deployed: EngineStack) -> None:
         deployed.cli("up", "--yes", "--skip-preview")
         assert checks.api_conf(deployed.target)["DEFAULT"]["debug"] == "True"
