@@ -13,7 +13,7 @@ bridge: traffic flows only between the host and the namespaces. Both controllers
 same cached image (read-only lower layer, `--volatile=overlay` each):
 
 - controller (10.77.0.11) keeps every lab service of the single lab (MariaDB, PostgreSQL,
-  memcached, Keystone, Swift) and runs HAProxy, its frontend on :9200 in front of Glance's
+  memcached, Keystone, Swift, RabbitMQ) and runs HAProxy, its frontend on :9200 in front of Glance's
   :9292 on both controllers;
 - controller2 (10.77.0.12) runs sshd and systemd's basics only: the services are masked
   (systemd.mask= on its command line, which systemd reads as its kernel command line).
@@ -138,6 +138,9 @@ SECONDARY_MASKED = (
     "memcached.service",
     "keystone.service",
     "haproxy.service",
+    "rabbitmq-server.service",
+    "epmd.socket",
+    "epmd.service",
 )
 
 
@@ -462,7 +465,7 @@ def _wait_until_ready(
     timings: dict[str, float] = {}
     deadline = started + timeout
     pending = [f"running {node.name}" for node in NODES] + [f"ssh {node.name}" for node in NODES]
-    pending += ["memcached", "keystone", "swift", "haproxy"]
+    pending += ["memcached", "keystone", "swift", "rabbitmq", "haproxy"]
     while pending:
         for node in NODES:
             if procs[node.name].poll() is not None:
@@ -513,6 +516,8 @@ def _reached(milestone: str, procs: dict[str, subprocess.Popen[bytes]]) -> bool:
         urls = [f"http://{LOOPBACK}:{PORTS[name]}/healthcheck" for name in SWIFT_STORAGE_PORTS]
         result = nspawn.container_run(procs[PRIMARY.name].pid, ["curl", "-fsS", "--max-time", "2", *urls])
         return result is not None and result.returncode == 0
+    if what == "rabbitmq":
+        return session.amqp_answers(PRIMARY.address)
     if what == "haproxy":  # any HTTP answer: 503 while no Glance is up behind it
         return session.http_status(f"{LB_URL}/healthcheck") is not None
     raise AssertionError(milestone)

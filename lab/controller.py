@@ -142,6 +142,7 @@ class BootTimings:
     ssh: float = 0.0
     keystone: float = 0.0
     swift: float = 0.0
+    rabbitmq: float = 0.0
     ready: float = 0.0
     system_state: str = ""
     failed_units: list[str] = field(default_factory=list)
@@ -149,7 +150,8 @@ class BootTimings:
     def summary(self) -> str:
         text = (
             f"systemd {self.system_state} after {self.running:.1f}s, ssh {self.ssh:.1f}s, "
-            f"keystone {self.keystone:.1f}s, swift {self.swift:.1f}s, all checks {self.ready:.1f}s"
+            f"keystone {self.keystone:.1f}s, swift {self.swift:.1f}s, rabbitmq {self.rabbitmq:.1f}s, "
+            f"all checks {self.ready:.1f}s"
         )
         if self.failed_units:
             text += f"; failed units: {', '.join(self.failed_units)}"
@@ -204,7 +206,7 @@ def _wait_until_ready(
     logins a deployment depends on."""
     timings = BootTimings()
     deadline = started + timeout
-    pending = {"running", "ssh", "keystone", "swift"}
+    pending = {"running", "ssh", "keystone", "swift", "rabbitmq"}
     while pending:
         if proc.poll() is not None:
             raise LabError(f"systemd-nspawn exited ({proc.returncode}) during boot:\n{_console_tail()}")
@@ -224,6 +226,9 @@ def _wait_until_ready(
         if "swift" in pending and _swift_healthy():
             timings.swift = time.monotonic() - started
             pending.discard("swift")
+        if "rabbitmq" in pending and session.amqp_answers(LOOPBACK):
+            timings.rabbitmq = time.monotonic() - started
+            pending.discard("rabbitmq")
         time.sleep(0.1)
     if timings.system_state == "degraded":
         timings.failed_units = nspawn.failed_units(proc.pid)

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from . import locks, nspawn
 from .errors import LabError
-from .paths import MACHINE_NAME, cache_root
+from .paths import MACHINE_NAME, RABBITMQ_USER, cache_root
 from .session import write_private
 
 # Bump when the build procedure in this file changes in a way that alters the image.
-RECIPE_REVISION = "5"
+RECIPE_REVISION = "6"
 SUITE = "bookworm"
 DEBOOTSTRAP_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,procps"
 HOST_PACKAGES = ("debootstrap", "systemd-container", "openssh-client", "qemu-utils")
@@ -201,7 +201,7 @@ def _build(work: Path, log: Log) -> None:
 
     creds = _generate_secrets()
     write_private(rootfs / "root/lab-secrets.env", "".join(f"{k}={v}\n" for k, v in creds.items()))
-    log("provision stage 2: database accounts, Keystone and Swift bootstrap (booted, private network)")
+    log("provision stage 2: database accounts, Keystone, Swift and RabbitMQ bootstrap (booted, private network)")
     t = time.monotonic()
     _run_stage(rootfs, "bootstrap", logs / "stage-bootstrap.log", boot=True)
     timings["bootstrap_s"] = time.monotonic() - t
@@ -221,6 +221,8 @@ def _build(work: Path, log: Log) -> None:
                 "keystone_admin_password": creds["KEYSTONE_ADMIN_PASSWORD"],
                 "keystone_db_password": creds["KEYSTONE_DB_PASSWORD"],
                 "swift_service_password": creds["SWIFT_SERVICE_PASSWORD"],
+                "rabbitmq_user": creds["RABBITMQ_USER"],
+                "rabbitmq_password": creds["RABBITMQ_PASSWORD"],
             },
             indent=2,
         ),
@@ -308,6 +310,9 @@ def _generate_secrets() -> dict[str, str]:
         "KEYSTONE_DB_PASSWORD": password(),
         # Keystone user `swift` (project service), which the Swift proxy validates tokens as.
         "SWIFT_SERVICE_PASSWORD": password(),
+        # RabbitMQ user (vhost /) that Glance sends its notifications as.
+        "RABBITMQ_USER": RABBITMQ_USER,
+        "RABBITMQ_PASSWORD": password(),
     }
 
 
@@ -327,7 +332,7 @@ def _keep_failed_logs(work: Path, log: Log) -> None:
         provision_log = work / "rootfs/var/log/lab-provision.log"
         if provision_log.is_file():
             shutil.copyfile(provision_log, kept / "provision-bootstrap.log")
-        for name in ("keystone", "mysql", "postgresql"):
+        for name in ("keystone", "mysql", "postgresql", "rabbitmq"):
             if (work / "rootfs/var/log" / name).is_dir():
                 shutil.copytree(work / "rootfs/var/log" / name, kept / name, dirs_exist_ok=True)
         log(f"build logs kept in {kept}")

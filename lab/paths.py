@@ -8,7 +8,8 @@ from pathlib import Path
 # Loopback only: the container shares the host's network namespace, so these are
 # the host's 127.0.0.1 ports too. Glance's port is checked free at `up` because the
 # deployment will start glance-api inside the lab on it. Swift's account, container
-# and object servers listen too (the proxy reaches them through its rings).
+# and object servers listen too (the proxy reaches them through its rings), and so do
+# RabbitMQ's Erlang port mapper and distribution port (rabbitmqctl's way in).
 LOOPBACK = "127.0.0.1"
 PORTS: dict[str, int] = {
     "ssh": 2222,
@@ -20,6 +21,9 @@ PORTS: dict[str, int] = {
     "swift_account": 6202,
     "swift_container": 6201,
     "swift_object": 6200,
+    "rabbitmq": 5672,
+    "rabbitmq_dist": 25672,
+    "epmd": 4369,
     "glance": 9292,
 }
 
@@ -34,6 +38,14 @@ REGION = "RegionOne"
 SWIFT_URL = f"http://{LOOPBACK}:{PORTS['swift']}"
 SWIFT_SERVICE_TYPE = "object-store"
 SWIFT_STORAGE_PORTS = ("swift_account", "swift_container", "swift_object")
+# RabbitMQ (AMQP 0-9-1, vhost "/"): the user Glance sends notifications as has configure,
+# write and read permissions there; guest is deleted. With oslo.messaging's defaults and
+# `driver = messagingv2`, Glance publishes to the topic exchange `glance` with routing key
+# `notifications.info`, into a queue of that name which it declares itself.
+RABBITMQ_USER = "glance-notify"
+RABBITMQ_VHOST = "/"
+NOTIFICATIONS_EXCHANGE = "glance"
+NOTIFICATIONS_QUEUE = "notifications.info"
 
 
 def cache_root() -> Path:

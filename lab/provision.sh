@@ -7,7 +7,8 @@
 #   provision.sh bootstrap  run by lab-provision.service inside the BOOTED container on a
 #                           private network (only its own loopback, so a build never
 #                           collides with a running lab's ports): database accounts,
-#                           Keystone bootstrap, Swift's service user and endpoints.
+#                           Keystone bootstrap, Swift's service user and endpoints,
+#                           RabbitMQ's user for Glance's notifications.
 #                           Powers the container off when done.
 #   provision.sh cluster    run by lab-cluster.service at every boot of a cluster session
 #                           (lab.cluster), before any service starts; skipped otherwise
@@ -29,6 +30,9 @@ LAB_PACKAGES=(
     # Swift 2.30, a real object store for Glance. The proxy's authtoken filter needs
     # keystonemiddleware, only a Recommends of swift-proxy (keystone pulls it in anyway).
     swift swift-proxy swift-account swift-container swift-object python3-keystonemiddleware
+    # RabbitMQ 3.10 (Erlang 25), for Glance's oslo.messaging notifications; python3-amqp
+    # for the lab's own client on the controller (lab/amqp_remote.py, shipped over ssh).
+    rabbitmq-server python3-amqp
     curl ca-certificates
     # The load balancer in front of Glance on the two-controller lab (lab.cluster). Disabled:
     # only a cluster session's first controller starts it (systemd.wants= on its command line).
@@ -75,6 +79,7 @@ EOF
     configure_memcached
     configure_keystone
     configure_swift
+    configure_rabbitmq
     configure_haproxy
     install_provision_unit
     install_cluster_unit
@@ -337,6 +342,48 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+configure_rabbitmq() {
+    # AMQP on loopback only (lab-cluster.service adds the first controller's address).
+    # Erlang's distribution (how rabbitmqctl reaches the node) and the port mapper (epmd)
+    # stay on loopback too: with host networking they would otherwise listen on every
+    # address of the machine. The node name does not depend on the hostname, which a
+    # cluster session changes at boot: the node's database in the image is named after it.
+    cat >/etc/rabbitmq/rabbitmq-env.conf <<'EOF'
+NODENAME=rabbit@localhost
+# Should erl start epmd itself (it finds epmd.socket's first).
+ERL_EPMD_ADDRESS=127.0.0.1
+# rabbitmqctl & co. run a distributed Erlang node of their own, too.
+CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+EOF
+    cat >/etc/rabbitmq/rabbitmq.conf <<'EOF'
+listeners.tcp.1 = 127.0.0.1:5672
+distribution.listener.interface = 127.0.0.1
+distribution.listener.port_range.min = 25672
+distribution.listener.port_range.max = 25672
+# Publishers are blocked above this (idle use is ~100 MiB); the default, 40 % of the
+# machine's memory, would let a runaway lab take gigabytes.
+vm_memory_high_watermark.absolute = 512MiB
+# guest is deleted at bootstrap; were it to come back, from loopback only.
+loopback_users.guest = true
+EOF
+    # The package's epmd.socket listens on [::]:4369, i.e. on every address.
+    install -d /etc/systemd/system/epmd.socket.d
+    cat >/etc/systemd/system/epmd.socket.d/lab.conf <<'EOF'
+[Socket]
+ListenStream=
+ListenStream=127.0.0.1:4369
+EOF
+    # RabbitMQ shuts down cleanly on SIGTERM. The package's ExecStop, `rabbitmqctl stop`,
+    # boots a second Erlang VM first (slower `down`) and fails at poweroff once epmd is gone.
+    install -d /etc/systemd/system/rabbitmq-server.service.d
+    cat >/etc/systemd/system/rabbitmq-server.service.d/lab.conf <<'EOF'
+[Service]
+ExecStop=
+EOF
+    # The package enables it already; it first starts at the bootstrap stage.
+    systemctl enable rabbitmq-server.service
+}
+
 configure_haproxy() {
     # The package enables haproxy.service; the single lab does not run it, and a cluster
     # session's first controller pulls it in at boot with a config made for that session.
@@ -348,8 +395,8 @@ install_provision_unit() {
     cat >/etc/systemd/system/lab-provision.service <<'EOF'
 [Unit]
 Description=Lab image bootstrap (build time only)
-After=mariadb.service postgresql.service memcached.service
-Wants=mariadb.service postgresql.service memcached.service
+After=mariadb.service postgresql.service memcached.service rabbitmq-server.service
+Wants=mariadb.service postgresql.service memcached.service rabbitmq-server.service
 
 [Service]
 Type=oneshot
@@ -404,6 +451,7 @@ stage_bootstrap() {
     source /root/lab-secrets.env
     : "${MYSQL_ADMIN_USER:?}" "${MYSQL_ADMIN_PASSWORD:?}" "${PG_ADMIN_PASSWORD:?}"
     : "${KEYSTONE_ADMIN_PASSWORD:?}" "${KEYSTONE_DB_PASSWORD:?}"
+    : "${RABBITMQ_USER:?}" "${RABBITMQ_PASSWORD:?}"
 
     wait_for 120 mariadb mariadb-admin ping
     log "mariadb accounts"
@@ -477,6 +525,7 @@ EOF
     openstack token issue -f value -c id >/dev/null
 
     bootstrap_swift
+    bootstrap_rabbitmq
 
     # Nothing of this build should leak into the image's sessions.
     systemctl disable lab-provision.service
@@ -574,6 +623,46 @@ print("swift: token accepted for", urls[0])
 EOF
 }
 
+bootstrap_rabbitmq() {
+    wait_for 180 rabbitmq rabbitmqctl -q await_startup
+    log "rabbitmq: user ${RABBITMQ_USER} on vhost /, guest deleted"
+    rabbitmqctl -q delete_user guest
+    # No password argument: rabbitmqctl reads it from stdin (printf is a builtin).
+    printf '%s\n' "${RABBITMQ_PASSWORD}" | rabbitmqctl -q add_user "${RABBITMQ_USER}"
+    rabbitmqctl -q set_permissions -p / "${RABBITMQ_USER}" '.*' '.*' '.*'
+    local users
+    users=$(rabbitmqctl -q list_users --formatter json)
+    if [[ ${users} != *"\"${RABBITMQ_USER}\""* || ${users} == *'"guest"'* ]]; then
+        log "rabbitmq: expected user ${RABBITMQ_USER} and no guest, found: ${users}"
+        return 1
+    fi
+    # The user logs in over AMQP with that password and may declare; a wrong one is refused.
+    RABBITMQ_USER="${RABBITMQ_USER}" RABBITMQ_PASSWORD="${RABBITMQ_PASSWORD}" /usr/bin/python3 - <<'EOF'
+import os
+import amqp
+
+def connect(password):
+    connection = amqp.Connection("127.0.0.1:5672", userid=os.environ["RABBITMQ_USER"], password=password,
+                                 virtual_host="/", connect_timeout=10)
+    connection.connect()
+    return connection
+
+with connect(os.environ["RABBITMQ_PASSWORD"]) as connection:
+    channel = connection.channel()
+    channel.exchange_declare("lab-probe", "topic", durable=False, auto_delete=False)
+    channel.exchange_delete("lab-probe")
+try:
+    connect("wrong-password").close()
+    raise SystemExit("rabbitmq accepted a wrong password")
+except amqp.exceptions.AccessRefused:
+    pass
+print("rabbitmq: login ok")
+EOF
+    # Its logs of this build should not greet every session (it writes until it stops).
+    systemctl stop rabbitmq-server.service
+    find /var/log/rabbitmq -type f -delete
+}
+
 # ---- cluster stage (every boot of a cluster session, before the services) ---------
 
 rewrite() {  # rewrite FILE SED_SCRIPT EXPECTED_LINE: edit in place, then insist on the result
@@ -616,6 +705,9 @@ stage_cluster() {
     rewrite /etc/swift/proxy-server.conf \
         "s|^www_authenticate_uri = http://127.0.0.1:5000/v3\$|www_authenticate_uri = http://${address}:5000/v3|" \
         "www_authenticate_uri = http://${address}:5000/v3"
+    # RabbitMQ's AMQP listener; its distribution and epmd stay on loopback.
+    rewrite /etc/rabbitmq/rabbitmq.conf \
+        "/^listeners.tcp.1 = 127.0.0.1:5672\$/a listeners.tcp.2 = ${address}:5672" "listeners.tcp.2 = ${address}:5672"
     install -m 0644 /etc/lab-cluster/haproxy.cfg /etc/haproxy/haproxy.cfg
     log "cluster: ${LAB_CLUSTER_HOSTNAME} (${address}): services bound to it, haproxy configured"
 }

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -144,6 +145,23 @@ def http_status(url: str) -> int | None:
         return None
 
 
+def amqp_answers(address: str) -> bool:
+    """RabbitMQ has booted and accepts AMQP at `address`: it answers the AMQP 0-9-1
+    protocol header with connection.start (its listeners open last, after every boot step)."""
+    try:
+        with socket.create_connection((address, PORTS["rabbitmq"]), timeout=1) as sock:
+            sock.settimeout(2)
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            frame = b""
+            while len(frame) < 11 and (chunk := sock.recv(11 - len(frame))):
+                frame += chunk
+    except OSError:
+        return False
+    # A method frame (type 1) on channel 0 (bytes 1-2), after its size (3-6): class 10
+    # (connection), method 10 (start).
+    return frame[:3] == b"\x01\x00\x00" and frame[7:11] == b"\x00\x0a\x00\x0a"
+
+
 def check_database_logins(
     run_script: Callable[[str], subprocess.CompletedProcess[str]], address: str, secrets_: dict[str, str], where: str
 ) -> None:
@@ -204,6 +222,21 @@ def connection_settings(
         },
         "memcached": f"{address}:{PORTS['memcached']}",
         "swift": {"url": swift_url, "service_type": SWIFT_SERVICE_TYPE},
+        "rabbitmq": rabbitmq_settings(address, secrets_),
+    }
+
+
+def rabbitmq_settings(address: str, secrets_: dict[str, str]) -> dict[str, Any]:
+    """RabbitMQ at `address` as the user Glance sends notifications as (vhost "/"), also
+    as oslo.messaging's transport_url."""
+    user, password, port = secrets_["rabbitmq_user"], secrets_["rabbitmq_password"], PORTS["rabbitmq"]
+    quoted = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+    return {
+        "host": address,
+        "port": port,
+        "user": user,
+        "password": password,
+        "transport_url": f"rabbit://{quoted}@{address}:{port}/",
     }
 
 

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from lab import cluster, controller, nspawn
-from lab.image import image_dir
+from lab import cluster, controller, notifications, nspawn
+from lab.image import image_dir, read_secrets
 from lab.paths import CLUSTER_BRIDGE, CLUSTER_LB_PORT, KEYSTONE_AUTH_URL, MACHINE_NAME, cluster_run_dir, run_dir
 from lab.pytest_plugin import require_lab
+from lab.session import amqp_answers, image_host_key
 
 FIRST, SECOND = "10.77.0.11", "10.77.0.12"
 LB = f"http://{FIRST}:{CLUSTER_LB_PORT}"
@@ -81,13 +82,22 @@ def test_connection_json(conn: dict[str, Any]) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == conn
     key = conn["ssh"]["private_key_path"]
-    assert conn["ssh"] == {"host": FIRST, "port": 2222, "user": "root", "private_key_path": key}
+    host_key = image_host_key(image_dir())
+    assert conn["ssh"] == {"host": FIRST, "port": 2222, "user": "root", "private_key_path": key, "host_key": host_key}
     assert conn["mysql"]["endpoint"] == f"{FIRST}:3306" and conn["mysql"]["admin_user"] == "labadmin"
     assert (conn["postgresql"]["host"], conn["postgresql"]["port"]) == (FIRST, 5432)
     assert conn["keystone"]["auth_url"] == f"http://{FIRST}:5000/v3"
     assert conn["keystone"]["region"] == "RegionOne"
     assert conn["memcached"] == f"{FIRST}:11211"
     assert conn["swift"] == {"url": f"http://{FIRST}:8080", "service_type": "object-store"}
+    password = read_secrets(image_dir())["rabbitmq_password"]
+    assert conn["rabbitmq"] == {
+        "host": FIRST,
+        "port": 5672,
+        "user": "glance-notify",
+        "password": password,
+        "transport_url": f"rabbit://glance-notify:{password}@{FIRST}:5672/",
+    }
     assert conn["hosts"] == [{"name": "controller", "address": FIRST}, {"name": "controller2", "address": SECOND}]
     assert conn["load_balancer"] == {"url": LB, "stats": f"http://{FIRST}:9201/"}
     assert set(conn["nspawn_pids"]) == {"controller", "controller2"}
@@ -142,6 +152,7 @@ def test_first_controller_serves_at_its_address(pristine: cluster.Cluster) -> No
         "0.0.0.0:8080",
         f"{FIRST}:{CLUSTER_LB_PORT}",
         f"{FIRST}:9201",
+        f"{FIRST}:5672",
         # loopback stays, for the services' own clients; the storage servers only there
         "127.0.0.1:2222",
         "127.0.0.1:5432",
@@ -149,8 +160,15 @@ def test_first_controller_serves_at_its_address(pristine: cluster.Cluster) -> No
         "127.0.0.1:6200",
         "127.0.0.1:6201",
         "127.0.0.1:6202",
+        "127.0.0.1:5672",
+        # RabbitMQ's Erlang port mapper and distribution (rabbitmqctl): loopback only
+        "127.0.0.1:4369",
+        "127.0.0.1:25672",
     }
     assert expected <= listening, sorted(listening)
+    for port in (4369, 25672, 5672):
+        assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} <= {f"127.0.0.1:{port}", f"{FIRST}:{port}"}
+    assert f"{FIRST}:4369" not in listening and f"{FIRST}:25672" not in listening
     # The proxy config keeps its owner and mode through the rewrite (it holds a password).
     assert pristine.ssh("stat -c '%U:%G %a' /etc/swift/proxy-server.conf").stdout.split() == ["root:swift", "640"]
     assert pristine.ssh("systemctl is-active lab-cluster.service").stdout.strip() == "active"
@@ -159,6 +177,7 @@ def test_first_controller_serves_at_its_address(pristine: cluster.Cluster) -> No
 def test_second_controller_runs_only_sshd(pristine: cluster.Cluster) -> None:
     units = cluster.masked_units(image_dir())
     assert {"mariadb.service", "keystone.service", "swift-proxy.service", "haproxy.service"} <= set(units)
+    assert {"rabbitmq-server.service", "epmd.socket", "epmd.service"} <= set(units)
     show = pristine.ssh(f"systemctl show -p Id,UnitFileState,ActiveState {' '.join(units)}", host=SECOND).stdout
     states = [dict(line.split("=", 1) for line in block.splitlines()) for block in show.strip().split("\n\n")]
     assert len(states) == len(units)
@@ -168,7 +187,8 @@ def test_second_controller_runs_only_sshd(pristine: cluster.Cluster) -> None:
     running = pristine.ssh("systemctl list-units --type=service --state=running --plain --no-legend", host=SECOND)
     names = [line.split()[0] for line in running.stdout.splitlines() if line.strip()]
     assert "ssh.service" in names
-    assert not [n for n in names if n.startswith(("mariadb", "postgres", "memcached", "keystone", "swift", "haproxy"))]
+    services = ("mariadb", "postgres", "memcached", "keystone", "swift", "haproxy", "rabbitmq", "epmd")
+    assert not [n for n in names if n.startswith(services)]
     assert pristine.ssh("systemctl is-system-running", host=SECOND, check=False).stdout.strip() == "running"
 
 
@@ -216,6 +236,17 @@ def test_memcached_from_the_second_controller(pristine: cluster.Cluster, conn: d
     host, port = conn["memcached"].split(":")
     out = _sh(pristine, f"exec 3<>/dev/tcp/{host}/{port}; printf 'version\\r\\n' >&3; head -c 8 <&3", SECOND)
     assert out.startswith("VERSION ")
+
+
+def test_notifications_from_the_second_controller(pristine: cluster.Cluster) -> None:
+    """Glance on the second controller sends its notifications to the first's RabbitMQ, at
+    the first's address: published from there, read back on the first."""
+    assert amqp_answers(FIRST)
+    notifications.delete_queue(pristine)
+    events = [("image.create", {"id": "c2"}), ("image.upload", {"id": "c2"}), ("image.activate", {"id": "c2"})]
+    assert notifications.publish(pristine, events, host=SECOND) == 3
+    assert notifications.wait_for(pristine, [event for event, _ in events], timeout=10) == events
+    notifications.delete_queue(pristine)
 
 
 # Run with /usr/bin/python3 on the second controller, the password in the script (stdin):

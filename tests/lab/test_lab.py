@@ -16,19 +16,22 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
 import pytest
 
-from lab import controller, nspawn
+from lab import controller, notifications, nspawn
 from lab.image import image_dir, read_secrets
 from lab.paths import CGROUP_NAME, KEYSTONE_AUTH_URL, LOOPBACK, MACHINE_NAME, PORTS, SWIFT_URL, run_dir
 from lab.pytest_plugin import require_lab
+from lab.session import amqp_answers, image_host_key
 
 PREFETCHED = ("glance-api", "python3-pymysql", "python3-psycopg2")
 SERVICE_PORTS = {name: port for name, port in PORTS.items() if name != "glance"}
@@ -131,7 +134,7 @@ def test_root_is_a_pristine_overlay(lab_host: controller.Lab) -> None:
 
 
 def test_services_are_active(lab_host: controller.Lab) -> None:
-    units = "ssh mariadb postgresql@15-main memcached keystone " + " ".join(SWIFT_UNITS)
+    units = "ssh mariadb postgresql@15-main memcached keystone rabbitmq-server epmd.socket " + " ".join(SWIFT_UNITS)
     out = lab_host.ssh(f"systemctl is-active {units}", check=False).stdout.split()
     assert out == ["active"] * len(units.split()), dict(zip(units.split(), out, strict=False))
 
@@ -173,6 +176,7 @@ def test_connection_json(conn: dict[str, Any]) -> None:
         "port": 2222,
         "user": "root",
         "private_key_path": conn["ssh"]["private_key_path"],
+        "host_key": image_host_key(image_dir()),
     }
     assert conn["mysql"]["endpoint"] == "127.0.0.1:3306"
     assert conn["postgresql"]["host"] == "127.0.0.1" and conn["postgresql"]["port"] == 5432
@@ -182,6 +186,14 @@ def test_connection_json(conn: dict[str, Any]) -> None:
     assert conn["keystone"]["region"] == "RegionOne"
     assert conn["memcached"] == "127.0.0.1:11211"
     assert conn["swift"] == {"url": "http://127.0.0.1:8080", "service_type": "object-store"}
+    password = read_secrets(image_dir())["rabbitmq_password"]
+    assert conn["rabbitmq"] == {
+        "host": "127.0.0.1",
+        "port": 5672,
+        "user": "glance-notify",
+        "password": password,
+        "transport_url": f"rabbit://glance-notify:{password}@127.0.0.1:5672/",
+    }
     assert nspawn.is_nspawn(conn["nspawn_pid"], MACHINE_NAME)
 
 
@@ -411,6 +423,179 @@ def test_swift_object_round_trip(
         _http("DELETE", f"{account}/{container}/blob", token)
         assert _http("DELETE", f"{account}/{container}", token)[0] in (204, 404)
     assert _http("HEAD", f"{account}/{container}", token)[0] == 404
+
+
+# ---- rabbitmq: Glance's notifications -------------------------------------------------
+
+GLANCE_EVENTS = ("image.create", "image.upload", "image.activate")
+
+
+@dataclass
+class _Rabbit:
+    """The lab as lab.notifications sees it, with other RabbitMQ settings (a wrong password)."""
+
+    lab: controller.Lab
+    connection: dict[str, Any]
+
+    def ssh(
+        self, command: str, *, input: str | None = None, timeout: float = 600, host: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.lab.ssh(command, input=input, timeout=timeout, host=host)
+
+
+def _rabbitmqctl_json(lab_host: controller.Lab, args: str) -> Any:
+    return json.loads(lab_host.ssh(f"rabbitmqctl -q {args} --formatter json").stdout)
+
+
+def _image_events(image_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """What Glance sends for a created, uploaded image (the payloads trimmed)."""
+    return [
+        ("image.create", {"id": image_id, "status": "queued", "name": "cirros"}),
+        ("image.upload", {"id": image_id, "status": "active", "size": 16, "checksum": "x" * 32}),
+        ("image.activate", {"id": image_id, "status": "active", "name": "cirros"}),
+    ]
+
+
+def test_rabbitmq_is_up_with_the_glance_user_only(lab_host: controller.Lab) -> None:
+    assert amqp_answers(LOOPBACK)
+    assert lab_host.ssh("systemctl is-enabled rabbitmq-server").stdout.strip() == "enabled"
+    users = _rabbitmqctl_json(lab_host, "list_users")
+    assert [user["user"] for user in users] == ["glance-notify"], users  # no guest
+    permissions = _rabbitmqctl_json(lab_host, "list_permissions -p /")
+    assert permissions == [{"user": "glance-notify", "configure": ".*", "write": ".*", "read": ".*"}]
+    node = lab_host.ssh("rabbitmqctl -q eval 'node().'").stdout.strip()
+    assert node == "rabbit@localhost"
+    limit = lab_host.ssh("rabbitmqctl -q eval 'vm_memory_monitor:get_memory_limit().'").stdout.strip()
+    assert int(limit) == 512 * 2**20
+
+
+def test_rabbitmq_refuses_a_wrong_password(lab_host: controller.Lab, conn: dict[str, Any]) -> None:
+    for user, password in ((conn["rabbitmq"]["user"], "wrong"), ("guest", "guest")):
+        other = _Rabbit(lab_host, {**conn, "rabbitmq": {**conn["rabbitmq"], "user": user, "password": password}})
+        with pytest.raises(controller.LabError, match="ACCESS_REFUSED"):
+            notifications.purge(other)
+
+
+def test_published_notifications_come_back(lab_host: controller.Lab) -> None:
+    """The glance user declares the exchange, queue and binding as oslo.messaging does and
+    publishes envelopes like Glance's; the consumer reads them back in order, then the queue
+    is empty; purge and delete reset it."""
+    notifications.delete_queue(lab_host)  # whatever an earlier test left
+    assert notifications.drain(lab_host) == []  # no queue: nothing, no error
+    events = _image_events(secrets.token_hex(16))
+    assert notifications.publish(lab_host, events) == 3
+
+    exchanges = _rabbitmqctl_json(lab_host, "list_exchanges -p / name type durable auto_delete internal arguments")
+    assert {
+        "name": "glance",
+        "type": "topic",
+        "durable": False,
+        "auto_delete": False,
+        "internal": False,
+        "arguments": [],
+    } in exchanges, exchanges
+    queues = _rabbitmqctl_json(lab_host, "list_queues -p / name durable auto_delete exclusive arguments messages")
+    assert [q for q in queues if q["name"] == "notifications.info"] == [
+        {
+            "name": "notifications.info",
+            "durable": False,
+            "auto_delete": False,
+            "exclusive": False,
+            "arguments": [],
+            "messages": 3,
+        }
+    ], queues
+    bindings = _rabbitmqctl_json(lab_host, "list_bindings -p / source_name destination_name routing_key")
+    assert {
+        "source_name": "glance",
+        "destination_name": "notifications.info",
+        "routing_key": "notifications.info",
+    } in bindings, bindings
+
+    assert notifications.wait_for(lab_host, GLANCE_EVENTS, timeout=10) == events
+    assert notifications.drain(lab_host) == []  # taken off the queue (acknowledged)
+
+    assert notifications.publish(lab_host, events[:2]) == 2
+    assert notifications.purge(lab_host) == 2
+    assert notifications.drain(lab_host) == []
+    assert notifications.delete_queue(lab_host) is True
+    assert notifications.delete_queue(lab_host) is False
+    assert notifications.purge(lab_host) == 0  # a missing queue is empty too
+
+
+def test_wait_for_names_what_did_not_come(lab_host: controller.Lab) -> None:
+    notifications.purge(lab_host)
+    started = time.monotonic()
+    with pytest.raises(controller.LabError, match=r"no \['image.activate'\] in notifications.info within 2s"):
+        notifications.wait_for(lab_host, ["image.activate"], timeout=2)
+    assert 2 <= time.monotonic() - started < 30
+    notifications.publish(lab_host, [("image.delete", {"id": "x"})])
+    with pytest.raises(controller.LabError, match=r"got \['image.delete'\]"):
+        notifications.wait_for(lab_host, ["image.activate"], timeout=1)
+
+
+def test_rabbitmq_password_is_in_no_argv(lab_host: controller.Lab, conn: dict[str, Any]) -> None:
+    """Sample every process's argv on the controller while the client publishes and waits;
+    the sampler must have seen the client itself (`/usr/bin/python3 -`)."""
+    password = conn["rabbitmq"]["password"]
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.update(lab_host.ssh("ps -eo args --no-headers", check=False).stdout.splitlines())
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        notifications.publish(lab_host, _image_events("argv-probe"))
+        notifications.drain(lab_host, ["never-sent"], timeout=3)
+    finally:
+        stop.set()
+        sampler.join()
+    assert "/usr/bin/python3 -" in seen
+    assert any("beam" in args and "rabbit" in args for args in seen)
+    assert not [args for args in seen if password in args]
+    # Nor in the environment of RabbitMQ's processes, nor in any file under /etc.
+    assert lab_host.ssh("grep -rlF -f - /etc /proc/*/environ", input=password + "\n", check=False).stdout == ""
+
+
+# Runs in the lab with /usr/bin/python3: oslo.messaging's own Notifier (keystone's dependency,
+# installed in the image), configured as Glance configures it, sends the three events.
+# TRANSPORT_URL and EVENTS are prepended (on stdin).
+OSLO_NOTIFIER = """
+from oslo_config import cfg
+import oslo_messaging
+
+oslo_messaging.set_transport_defaults("glance")  # glance/notifier.py: the exchange
+cfg.CONF([], project="glance", default_config_files=[])
+transport = oslo_messaging.get_notification_transport(cfg.CONF, url=TRANSPORT_URL)
+notifier = oslo_messaging.Notifier(
+    transport, publisher_id="image.controller", driver="messagingv2", topics=["notifications"], retry=3
+)
+for event_type, payload in EVENTS:
+    notifier.info({}, event_type, payload)
+transport.cleanup()
+"""
+
+
+@pytest.mark.parametrize("declared_first", [False, True], ids=["oslo-declares", "lab-declared-first"])
+def test_oslo_messaging_notifier_reaches_the_consumer(
+    lab_host: controller.Lab, conn: dict[str, Any], declared_first: bool
+) -> None:
+    """The connection settings' transport_url, as Glance's notifier uses it: what it sends
+    the consumer receives, whether the queue is oslo.messaging's own or the lab declared it
+    first (declare_queue must match oslo.messaging's declaration exactly, or the broker
+    would refuse oslo.messaging's)."""
+    notifications.delete_queue(lab_host)
+    if declared_first:
+        notifications.declare_queue(lab_host)
+    events = _image_events(secrets.token_hex(16))
+    prelude = f"TRANSPORT_URL = {conn['rabbitmq']['transport_url']!r}\nEVENTS = {events!r}\n"
+    lab_host.ssh("/usr/bin/python3 -", input=prelude + OSLO_NOTIFIER, timeout=120)
+    assert notifications.wait_for(lab_host, GLANCE_EVENTS, timeout=30) == events
+    notifications.delete_queue(lab_host)
 
 
 # ---- glance packages: pre-downloaded, not installed ---------------------------------------
