@@ -9,7 +9,6 @@ sampled on the controller, glance-api.conf.
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Iterator
 
@@ -30,13 +29,18 @@ DROP_IN = "/etc/glance/glance.conf.d/50-glance-pulumi-credentials.conf"
 @pytest.fixture(scope="class")
 def deployed(lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
     rabbitmq = lab_host.connection["rabbitmq"]
-    transport = f"oslo_messaging_notifications.transport_url={rabbitmq['transport_url']}"
-    secrets = {"glance:apiSecretOptions": json.dumps([transport])}
-    for stack in engine_stack(STACK, lab_host, pulumi_cli, secrets):
+    for stack in engine_stack(STACK, lab_host, pulumi_cli, {}):
         stack.target.secrets["rabbitmq password"] = rabbitmq["password"]
         stack.pulumi.run("config", "set", "--stack", STACK, "--path", "glance:apiOptions[0]", DRIVER)
+        set_transport_url(stack, rabbitmq["transport_url"])
         notifications.purge(lab_host)
         yield stack
+
+
+def set_transport_url(stack: EngineStack, url: str) -> None:
+    """As the README says: the list item set with --secret --path, the value on standard input."""
+    item = f"oslo_messaging_notifications.transport_url={url}"
+    stack.pulumi.run("config", "set", "--secret", "--path", "--stack", STACK, "glance:apiSecretOptions[0]", stdin=item)
 
 
 @pytest.mark.e2e
@@ -67,16 +71,7 @@ class TestNotifications:
         # The same broker by another name: a change of the secret option only.
         url = rabbitmq["transport_url"].replace(f"@{rabbitmq['host']}:", "@localhost:")
         assert url != rabbitmq["transport_url"]
-        changed = f"oslo_messaging_notifications.transport_url={url}"
-        deployed.pulumi.run(
-            "config",
-            "set",
-            "--secret",
-            "--stack",
-            STACK,
-            "glance:apiSecretOptions",
-            stdin=json.dumps([changed]),
-        )
+        set_transport_url(deployed, url)
         diff = deployed.cli("preview", "--diff", "--color", "never")
         assert "glance-config-credentials" in diff and "[secret]" in diff, diff
         checks.assert_no_secret_in(deployed.target, {"preview --diff": diff}, controller=False)
