@@ -7,10 +7,13 @@ Steps, in the order the engine runs them:
 2. the `glance` account:
    - MySQL/MariaDB: users @localhost and @%, their password and their grant, made by the
      mysql client on the database host over SSH, as the guide does (see
-     `components.mysql_account` for why not the pulumi-mysql provider); dropped on delete;
+     `components.mysql_account` for why not the pulumi-mysql provider);
    - PostgreSQL: a login role that owns the database, since PostgreSQL 15 no longer lets
      a mere grantee create tables in schema public, with a SCRAM-SHA-256 verifier as its
-     password (see `components.scram`), and its grant on the database;
+     password (see `components.scram`), made by psql on the database host over SSH (see
+     `components.postgresql_role`), and its grant on the database;
+   either way an account that existed before the stack is used and kept: delete drops
+   only what the create step recorded (on the database host) as made by this stack;
 3. PostgreSQL only: the guide's pg_hba.conf line for the Glance host, placed before
    the generic rules so it matches, and a reload; removed again on delete.
 """
@@ -26,7 +29,7 @@ import pulumi_postgresql as postgresql
 import pulumi_random as random
 from pulumi_command import remote
 
-from components import mysql_account, scram, scripts
+from components import mysql_account, postgresql_role, scram, scripts
 from components.settings import DatabaseSettings
 from components.ssh import SECRET_OUTPUTS, connection
 
@@ -74,8 +77,8 @@ class GlanceDatabase(pulumi.ComponentResource):
         remote.Command(
             f"{name}-account",
             connection=connection(db.ssh),
-            create=scripts.mysql_as_admin(db.admin_user),
-            delete=scripts.mysql_as_admin(db.admin_user, mysql_account.drop_account(db.user)),
+            create=scripts.mysql_account_create(db.admin_user, db.user),
+            delete=scripts.mysql_account_delete(db.admin_user, db.user),
             stdin=stdin,
             add_previous_output_in_env=False,
             logging=remote.Logging.NONE,
@@ -91,22 +94,35 @@ class GlanceDatabase(pulumi.ComponentResource):
             f"{name}-scram-salt", length=scram.SALT_BYTES, opts=pulumi.ResourceOptions(parent=self)
         )
 
-        def verifier(values: list[str]) -> str:
+        def role_sql(values: list[str]) -> str:
             password, salt_base64 = values
-            return scram.verifier(password, base64.b64decode(salt_base64))
+            return postgresql_role.ensure_role(db.user, scram.verifier(password, base64.b64decode(salt_base64)))
 
-        password: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(args.password, salt.base64).apply(verifier)
+        stdin: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(args.password, salt.base64).apply(role_sql))
+        role = remote.Command(
+            f"{name}-role",
+            connection=connection(db.ssh),
+            create=scripts.postgresql_role_create(db.user, db.port),
+            delete=scripts.postgresql_role_delete(db.user, db.port),
+            stdin=stdin,
+            add_previous_output_in_env=False,
+            logging=remote.Logging.NONE,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=SECRET_OUTPUTS),
         )
-        role = postgresql.Role(f"{name}-role", name=db.user, login=True, password=password, opts=child)
-        database = postgresql.Database(f"{name}-database", name=db.name, owner=role.name, opts=protected)
+        after_role = pulumi.ResourceOptions(depends_on=[role])
+        database = postgresql.Database(
+            f"{name}-database",
+            name=db.name,
+            owner=db.user,
+            opts=pulumi.ResourceOptions.merge(protected, after_role),
+        )
         postgresql.Grant(
             f"{name}-grant",
             database=database.name,
-            role=role.name,
+            role=db.user,
             object_type="database",
             privileges=["CREATE", "CONNECT", "TEMPORARY"],
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, after_role),
         )
         if db.pg_hba is not None:
             remote.Command(

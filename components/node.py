@@ -2,9 +2,13 @@
 
 Steps, in the order the engine runs them (one GlanceNode per API host; db_sync runs on
 the first only, and the other hosts start once it is done):
-1. install the profile's packages (and the DB driver);           delete: uninstall
+1. install the profile's packages (and the DB driver), recording on the host which ones
+   were not there before;                            delete: uninstall only those, and
+                                                     of them only what nothing else needs
 2. the image store directory (protected unless the stack opts out); delete: remove it
-3. each config file, written from standard input;                delete: remove it
+3. each config file, written from standard input; a file the distro's packages ship is
+   saved first, once;                                delete: put that back, else remove
+                                                     the file (and directories it made)
 4. ownership: root:glance 0640, or Clear Linux's update-triggers;  re-run on config change
 5. Clear Linux only: OS_IMAGE_API_VERSION=2 in the openrc files
 6. `glance-manage db_sync` as user glance, with retries, once the database and the
@@ -31,9 +35,12 @@ from components import rendering, scripts
 from components.remote import script_source
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
-from components.stores import FileStore
+from components.stores import FileStore, RbdStore
 
 READINESS_TIMEOUT_SECONDS = 300
+# Config files the distros' Glance packages ship (or their scripts make): the stack saves
+# what it found there and puts that back on delete. The others are the program's own.
+PACKAGE_FILES = frozenset({rendering.API_CONF, rendering.REGISTRY_CONF})
 
 
 @dataclass(frozen=True)
@@ -92,14 +99,16 @@ class GlanceNode(pulumi.ComponentResource):
                     depends_on=[install],
                 )
             )
+        step_names = _config_names(settings)
         configs = [
             self._command(
-                f"{name}-config-{_config_name(path)}",
-                create=scripts.write_file(path),
-                delete=scripts.remove_files([path]),
+                f"{name}-config-{step_names[path].name}",
+                create=scripts.write_file(path, keep_original=path in PACKAGE_FILES),
+                delete=scripts.remove_file(path),
                 stdin=files.apply(itemgetter(path)),
                 depends_on=[install],
                 secret_outputs=is_secret,
+                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in step_names[path].aliases] or None,
             )
             for files, paths, is_secret in (
                 (plain, rendering.plain_paths(settings), False),
@@ -182,8 +191,37 @@ class GlanceNode(pulumi.ComponentResource):
         )
 
 
-def _config_name(path: str) -> str:
-    """glance-api, glance-registry, or credentials (the drop-in), for the config step's name."""
+@dataclass(frozen=True)
+class _StepName:
+    name: str
+    # What the step was called before (pulumi.Alias): the same step, updated in place.
+    aliases: tuple[str, ...] = ()
+
+
+def _config_names(settings: Settings) -> dict[str, _StepName]:
+    """path -> its config step's name: glance-api, glance-registry, credentials (the drop-in),
+    glance-pulumi-swift; rbd-<id> and rbd-<id>-keyring for an rbd store's files.
+
+    An rbd store's steps were named after its files in the shared cephConf directory (e.g.
+    `ceph`, `ceph.client.glance.keyring`) before it had files of its own: those names stay
+    aliases, so an upgrade rewrites the step instead of deleting the old file (another Ceph
+    client's /etc/ceph/ceph.conf) after writing the new one.
+    """
+    rbd = [store for store in settings.glance.stores if isinstance(store, RbdStore)]
+    own = {path for store in rbd for path in (store.conf_path, store.keyring_path)}
+    names = {path: _StepName(_file_step(path)) for path in rendering.config_paths(settings) if path not in own}
+    legacy = [_file_step(old) for store in rbd for old in store.legacy_paths]
+    taken = {step.name for step in names.values()}
+    for store in rbd:
+        files = zip(("", "-keyring"), (store.conf_path, store.keyring_path), store.legacy_paths, strict=True)
+        for suffix, path, old in files:
+            old_name = _file_step(old)
+            unique = legacy.count(old_name) == 1 and old_name not in taken
+            names[path] = _StepName(f"rbd-{store.id}{suffix}", (old_name,) if unique else ())
+    return names
+
+
+def _file_step(path: str) -> str:
     if path.endswith(rendering.CREDENTIALS_FILE):
         return "credentials"
     return path.rsplit("/", 1)[-1].removesuffix(".conf")

@@ -92,7 +92,16 @@ class Profile:
     store_packages: Mapping[StoreType, tuple[str, ...]]
     # Shell lines; $packages is replaced by the packages plus the engine's driver packages.
     install_commands: tuple[str, ...]
+    # A shell command that prints the packages present on the host, one name a line: the
+    # install step compares its output before and after, and records what it brought.
+    package_query: str
+    # Shell lines that remove what the install step brought: "$ours" names a file listing
+    # those of its packages still present, sorted (LC_ALL=C). They remove only the ones no
+    # other package needs, and keep everything that was there before the stack.
     uninstall_commands: tuple[str, ...]
+    # Packages destroy leaves even when the stack brought them: removing them can lock the
+    # administrators out (Debian's sudo refuses to go on a host without a root password).
+    kept_packages: tuple[str, ...]
     units: tuple[str, ...]
     # Clear Linux fixes ownership through its stateless trigger target, not chown.
     ownership_trigger_unit: str | None
@@ -111,7 +120,21 @@ CLEAR_LINUX = Profile(
     # The openstack-image bundle carries every driver's client library.
     store_packages={},
     install_commands=("clr_bundle_add $packages",),
-    uninstall_commands=("swupd bundle-remove openstack-image",),
+    # swupd tracks each installed bundle by a file of this directory.
+    package_query="ls -1 /usr/share/clear/bundles",
+    # swupd refuses to remove a bundle that another installed bundle includes: remove ours
+    # until a round removes nothing, so what other bundles include stays.
+    uninstall_commands=(
+        "while :; do",
+        "  removed=",
+        '  for bundle in $(cat "$ours"); do',
+        '    [ -e "/usr/share/clear/bundles/$bundle" ] || continue',
+        '    swupd bundle-remove "$bundle" > /dev/null 2>&1 && removed=1',
+        "  done",
+        '  [ -n "$removed" ] || break',
+        "done",
+    ),
+    kept_packages=("sudo",),
     units=("glance-api.service", "glance-registry.service"),
     ownership_trigger_unit="update-triggers.target",
     pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
@@ -133,12 +156,28 @@ RHEL = Profile(
     },
     # Without crb, python3-pyxattr is unavailable and the install fails.
     install_commands=("yum config-manager --set-enabled crb", "yum install -y $packages"),
-    uninstall_commands=("yum remove -y openstack-glance",),
+    package_query="rpm -qa --qf '%{NAME}\\n'",
+    # Ours become dependencies ("unmarked as installed by the user"): dnf then tells which of
+    # them nothing else needs, and only those go, without taking other packages along.
+    uninstall_commands=(
+        'yum -q mark remove $(cat "$ours")',
+        "yum -q repoquery --unneeded --qf '%{name}' | LC_ALL=C sort -u"
+        ' | LC_ALL=C comm -12 - "$ours" > "$ours.unneeded"',
+        '[ ! -s "$ours.unneeded" ] || yum remove -y --noautoremove $(cat "$ours.unneeded")',
+    ),
+    kept_packages=("sudo",),
     units=("openstack-glance-api.service",),
     ownership_trigger_unit=None,
     pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
     postgresql_unit="postgresql.service",
     image_api_env_files=(),
+)
+
+# `dpkg --configure -a` finishes what an interrupted run left half done, but it does not wait
+# for the package lock: it exits 2 while another dpkg runs, e.g. the apt-get of an `up`
+# killed a moment ago, which goes on on the host. Retry that for up to 300 s, as apt-get waits.
+_DPKG_CONFIGURE = (
+    "tries=0; until dpkg --configure -a; do [ $? -eq 2 ] && [ $((tries += 1)) -lt 300 ] || exit 1; sleep 1; done"
 )
 
 DEBIAN = Profile(
@@ -159,13 +198,31 @@ DEBIAN = Profile(
     # archive, and the lists are refreshed only when that fails.
     install_commands=(
         "export DEBIAN_FRONTEND=noninteractive",
-        "dpkg --configure -a",
+        _DPKG_CONFIGURE.replace("$", "$$"),
         "apt_get='apt-get -o DPkg::Lock::Timeout=300'",
         "$$apt_get install -y $packages || { $$apt_get update && $$apt_get install -y $packages; }",
     ),
-    # remove, not purge: conffiles we did not write (paste ini) stay for a re-install; the
-    # driver packages stay too, since other services on the host may use them.
-    uninstall_commands=("DEBIAN_FRONTEND=noninteractive apt-get remove -y glance-api",),
+    # Present: anything dpkg knows beyond "not-installed" or "config-files" (a package another
+    # interrupted run left half configured was there before us).
+    package_query=(
+        "dpkg-query -W -f '${db:Status-Status} ${Package}\\n'"
+        ' | awk \'$1 != "not-installed" && $1 != "config-files" { print $2 }\''
+    ),
+    # Ours become automatically installed: apt then tells which of them nothing else needs
+    # (what autoremove would take), and only those are purged, so no package that depends on
+    # one of them goes along. Purged, not removed: before the stack they were not there, and
+    # glance-common's purge also takes the config it made (glance-api.conf), as a host
+    # without the stack has none.
+    uninstall_commands=(
+        "export DEBIAN_FRONTEND=noninteractive",
+        _DPKG_CONFIGURE,
+        "apt_get='apt-get -o DPkg::Lock::Timeout=300'",
+        'apt-mark auto $(cat "$ours") > /dev/null',
+        "$apt_get -s autoremove | awk '$1 == \"Remv\" { print $2 }' | LC_ALL=C sort -u"
+        ' | LC_ALL=C comm -12 - "$ours" > "$ours.unneeded"',
+        '[ ! -s "$ours.unneeded" ] || $apt_get purge -y $(cat "$ours.unneeded")',
+    ),
+    kept_packages=("sudo",),
     units=("glance-api.service",),
     ownership_trigger_unit=None,
     pg_hba_path="/etc/postgresql/15/main/pg_hba.conf",

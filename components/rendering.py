@@ -167,7 +167,7 @@ def _referenced_swift_stores(settings: Settings) -> list[SwiftStore]:
 def plain_paths(settings: Settings) -> tuple[str, ...]:
     """Files without a secret in them, which a preview may show."""
     api = (API_CONF,) if credentials_path(settings) else ()
-    return api + tuple(store.ceph_conf for store in _rbd_stores(settings))
+    return api + tuple(store.conf_path for store in _rbd_stores(settings))
 
 
 def secret_paths(settings: Settings) -> tuple[str, ...]:
@@ -193,7 +193,7 @@ def config_dirs(settings: Settings) -> tuple[str, ...]:
 
 def plain_files(settings: Settings, limits_endpoint_id: str | None) -> dict[str, str]:
     """path -> text of the files in plain_paths."""
-    files = {store.ceph_conf: store.ceph_conf_text() for store in _rbd_stores(settings)}
+    files = {store.conf_path: store.ceph_conf_text() for store in _rbd_stores(settings)}
     if credentials_path(settings) is not None:
         files[API_CONF] = render_ini(api_sections(settings, limits_endpoint_id))
     return files

@@ -11,11 +11,10 @@ import base64
 import binascii
 import ipaddress
 import json
-import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pulumi import RunError
@@ -30,6 +29,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components import validators
 from components.profiles import PROFILES, DbEngine, Profile, ProfileName
 from components.stores import (
     SECRET_OPTIONS,
@@ -41,6 +41,7 @@ from components.stores import (
     StoreDefaults,
     resolve,
 )
+from components.validators import Checksum
 
 NAMESPACE = "glance"
 
@@ -60,6 +61,8 @@ SECRET_KEYS = frozenset(
 DEFAULT_STORE_PATH = "/var/lib/glance/images"
 GLANCE_PORT = 9292
 GUIDE_CIRROS_URL = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
+# The guide's image as Glance's checksum shows it (MD5; the CirrOS site publishes MD5SUMS for 0.3.4).
+GUIDE_CIRROS_MD5 = "ee1eca47dc88f4879d8a229cc70a07c6"
 # The host key types pulumi-command's client verifies (it asks the host for exactly the pinned type).
 HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
 # Options the program sets itself: an apiOptions item may not override them (section -> options;
@@ -106,6 +109,7 @@ CREDENTIAL_OPTION = re.compile(
 # A URL with a password in it: scheme://user:password@host.
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
 Environment = Literal["production", "staging", "development", "lab"]
+Visibility = Literal["public", "private", "shared", "community"]
 ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 LIMIT_RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 
@@ -117,52 +121,59 @@ class ConfigError(RunError, ValueError):
     """
 
 
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://controller:9292")
-    return value.rstrip("/")
-
-
-def _absolute_path(value: str) -> str:
-    if not posixpath.isabs(value):
-        raise ValueError("must be an absolute path, e.g. /var/lib/glance/images")
-    return posixpath.normpath(value)
-
-
 def _cirros_source(value: str) -> str:
+    """An http(s) URL the machine running Pulumi downloads, or a local image file."""
     if value.startswith("/"):
-        return posixpath.normpath(value)
+        return validators.image_file(value)
     try:
-        return _http_url(value)
-    except ValueError:
-        raise ValueError("must be an http(s) URL or an absolute path to a local image file") from None
+        url = validators.http_url(value)
+    except ValueError as exc:
+        if "://" in value:
+            raise
+        raise ValueError("must be an http(s) URL or an absolute path to a local image file") from exc
+    hostname = urlsplit(url).hostname or ""
+    if validators.is_metadata_host(hostname):
+        raise ValueError(
+            "points at a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::254), "
+            "which the machine running Pulumi must not fetch; give the image's real URL"
+        )
+    return url
 
 
-def _host_name(value: str) -> str:
-    if not value or any(c.isspace() or c in "/@:" for c in value):
-        raise ValueError("must be a host name or IP address, without scheme, port or path")
-    return value
+def _checksum(value: str) -> str:
+    parsed = validators.checksum(value)
+    return f"{parsed.algorithm}:{parsed.hex}"
 
 
 def _pg_hba_address(value: str) -> str:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return _host_name(value)
-    if "/" not in value:
+    if "/" in value:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError("must be a CIDR (e.g. 10.0.0.0/24 or fd00::/64) or a host name") from None
+        return value
+    if validators.ip_address(value) is not None:
         raise ValueError("an IP address needs a prefix length here, e.g. 10.0.0.11/32")
-    return value
+    return validators.host(value)
+
+
+_SECTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _option_name(value: str) -> tuple[str, str]:
     """section.option of a section.option=value item, refusing the options the program owns."""
     section, dot, rest = value.partition(".")
     option, equals, _ = rest.partition("=")
-    if not (section and dot and option and equals) or any(c.isspace() or not c.isprintable() for c in section + option):
-        raise ValueError("items must look like section.option=value, e.g. DEFAULT.workers=2")
-    owned = OWNED_OPTIONS.get(section, frozenset())
-    if owned is None or option in owned:
+    if not (dot and equals and _SECTION.fullmatch(section) and _OPTION.fullmatch(option)):
+        raise ValueError(
+            "items must look like section.option=value, section and option of letters, digits, '_' or '-', "
+            "e.g. DEFAULT.workers=2"
+        )
+    # oslo.config reads group names in lower case (but DEFAULT) and '-' in option names as '_'.
+    group = section if section == "DEFAULT" else section.lower()
+    owned = OWNED_OPTIONS.get(group, frozenset())
+    if owned is None or option.lower().replace("-", "_") in owned:
         raise ValueError(
             f"{section}.{option} is set by the program (database, Keystone credentials, paste_deploy and "
             "oslo_limit come from their own keys); remove the item"
@@ -184,8 +195,6 @@ def _option_line(value: str) -> str:
 def _secret_option_line(value: str) -> str:
     """An apiSecretOptions item; its value is never part of an error message."""
     _option_name(value)
-    if "\n" in value or "\r" in value:
-        raise ValueError("items cannot span lines")
     return value
 
 
@@ -198,7 +207,7 @@ def _known_host(value: str) -> str:
     host, kind, key = fields[:3]
     # ssh-keyscan writes [host]:port for a port other than 22.
     bracketed = re.fullmatch(r"\[(.+)\]:\d+", host)
-    _host_name(bracketed.group(1) if bracketed else host)
+    validators.host(bracketed.group(1) if bracketed else host)
     try:
         blob = base64.b64decode(key, validate=True)
     except binascii.Error:
@@ -210,17 +219,61 @@ def _known_host(value: str) -> str:
     return f"{host} {kind} {key}"
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-HostName = Annotated[str, AfterValidator(_host_name)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Limit = Annotated[int, Field(ge=0)]
+def _private_key(value: SecretStr) -> SecretStr:
+    validators.ssh_private_key(value.get_secret_value())
+    return value
+
+
+def _password(value: SecretStr) -> SecretStr:
+    """Any printable character works (control characters are refused for every key)."""
+    if not value.get_secret_value():
+        raise ValueError("must not be empty")
+    return value
+
+
+HostName = validators.Host
+HttpUrl = validators.HttpUrl
+Port = validators.Port
+Limit = validators.Limit
+Name = validators.Name
 OptionLine = Annotated[str, AfterValidator(_option_line)]
 SecretOptionLine = Annotated[str, AfterValidator(_secret_option_line)]
 KnownHost = Annotated[str, AfterValidator(_known_host)]
+Password = Annotated[SecretStr, AfterValidator(_password)]
 # Pulumi's project config schema makes every key without a default required, so optional
 # keys whose default is derived from other keys declare "" / 0 / [] there: that means unset.
-UNSET_MARKERS: tuple[object, ...] = ("", 0, "0", [], "[]")
+# Each by its type: a number's 0 arrives as the text "0", a list's [] as "[]"; for a string
+# key "0" or "[]" is a value (a password "0").
+UNSET_MARKERS: tuple[object, ...] = ("", 0, [], "[]")
+UNSET_NUMBER_MARKERS: tuple[object, ...] = (0, "0")
+UNSET_LIST_MARKERS: tuple[object, ...] = ([], "[]")
+UNSET_TEXT_MARKERS: tuple[object, ...] = ("",)
+
+
+def _is_number(annotation: Any) -> bool:
+    return annotation is int or any(_is_number(argument) for argument in get_args(annotation))
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list or any(_is_list(argument) for argument in get_args(annotation))
+
+
+def _is_unset(value: Any, markers: tuple[object, ...]) -> bool:
+    return any(type(value) is type(marker) and value == marker for marker in markers)
+
+
+def _field(key: str) -> Any:
+    """The StackConfig field of a stack file key (camelCase), or None for an unknown key."""
+    return next((f for name, f in StackConfig.model_fields.items() if (f.alias or name) == key), None)
+
+
+def _unset_markers(key: str) -> tuple[object, ...]:
+    field = _field(key)
+    if field is None:
+        return UNSET_MARKERS
+    if _is_number(field.annotation):
+        return UNSET_NUMBER_MARKERS
+    return UNSET_LIST_MARKERS if _is_list(field.annotation) else UNSET_TEXT_MARKERS
 
 
 class StackConfig(BaseModel):
@@ -234,14 +287,18 @@ class StackConfig(BaseModel):
         if not isinstance(values, dict):
             return values
         derived = {field.alias for field in cls.model_fields.values() if field.default is None}
-        return {key: value for key, value in values.items() if not (key in derived and value in UNSET_MARKERS)}
+        return {
+            key: value
+            for key, value in values.items()
+            if not (key in derived and _is_unset(value, _unset_markers(key)))
+        }
 
     profile: ProfileName
     controller_host: HostName = "controller"
     api_hosts: list[HostName] | None = None
     ssh_port: Port = 22
-    ssh_user: str = "root"
-    ssh_private_key: SecretStr
+    ssh_user: Annotated[str, AfterValidator(validators.login_name)] = "root"
+    ssh_private_key: Annotated[SecretStr, AfterValidator(_private_key)]
     ssh_host_keys: list[KnownHost] = Field(default_factory=list)
     insecure_ignore_host_keys: bool = False
     environment: Environment | None = None
@@ -249,53 +306,57 @@ class StackConfig(BaseModel):
     db_engine: DbEngine | None = None
     db_host: HostName | None = None
     db_port: Port | None = None
-    db_name: str = "glance"
-    db_user: str = "glance"
+    db_name: Annotated[str, AfterValidator(validators.database_name)] = "glance"
+    db_user: Annotated[str, AfterValidator(validators.database_user)] = "glance"
     db_password: SecretStr | None = None
     db_admin_host: HostName | None = None
     db_admin_port: Port | None = None
-    db_admin_user: str | None = None
-    db_admin_password: SecretStr
+    db_admin_user: Annotated[str, AfterValidator(validators.admin_user)] | None = None
+    db_admin_password: Password
     db_ssh_host: HostName | None = None
-    pg_hba_path: AbsolutePath | None = None
+    pg_hba_path: Annotated[str, AfterValidator(validators.pg_hba_path)] | None = None
     pg_hba_address: Annotated[str, AfterValidator(_pg_hba_address)] | None = None
     pg_hba_method: Literal["md5", "scram-sha-256"] = "md5"
 
     keystone_url: HttpUrl | None = None
-    keystone_auth_url: HttpUrl | None = None
-    keystone_api_url: HttpUrl | None = None
-    keystone_admin_user: str = "admin"
-    keystone_admin_password: SecretStr
-    keystone_admin_project: str = "admin"
-    domain_id: str = "default"
-    domain_name: str = "Default"
-    region: str = "RegionOne"
-    service_project: str = "service"
-    glance_user: str = "glance"
+    # Normalised without /v3 (Glance's auth_url); keystoneApiUrl with it (the providers').
+    keystone_auth_url: validators.KeystoneBaseUrl | None = None
+    keystone_api_url: validators.KeystoneV3Url | None = None
+    keystone_admin_user: Name = "admin"
+    keystone_admin_password: Password
+    keystone_admin_project: Name = "admin"
+    domain_id: Annotated[str, AfterValidator(validators.name(64))] = "default"
+    domain_name: Name = "Default"
+    region: Name = "RegionOne"
+    service_project: Annotated[str, AfterValidator(validators.project_name)] = "service"
+    glance_user: Name = "glance"
     glance_password: SecretStr | None = None
 
     public_url: HttpUrl | None = None
     load_balancer_check_seconds: Annotated[int, Field(ge=0, le=300)] = 3
     internal_url: HttpUrl | None = None
     admin_url: HttpUrl | None = None
-    image_store_path: AbsolutePath | None = None
+    image_store_path: validators.DataDirectory | None = None
     stores: list[StoreConfig] | None = None
     default_store: str | None = None
-    memcached_servers: list[str] = Field(default_factory=list)
+    memcached_servers: list[Annotated[str, AfterValidator(validators.memcached_server)]] = Field(default_factory=list)
     debug: bool = False
     api_options: list[OptionLine] = Field(default_factory=list)
     api_secret_options: list[SecretOptionLine] = Field(default_factory=list)
 
     keystone_limits: bool = False
-    limits_user: str = "service-oslo"
+    limits_user: Name = "service-oslo"
     limits_password: SecretStr | None = None
     image_size_total: Limit = 1000
     image_stage_total: Limit = 1000
     image_count_total: Limit = 100
     image_count_uploading: Limit = 10
 
-    image_name: str = "cirros"
+    image_name: Name = "cirros"
     cirros_source: Annotated[str, AfterValidator(_cirros_source)] = GUIDE_CIRROS_URL
+    # algorithm:hex once validated; required for a URL other than the guide's.
+    cirros_checksum: Annotated[str, AfterValidator(_checksum)] | None = None
+    image_visibility: Visibility = "public"
     protect_data: bool = True
 
     @property
@@ -305,21 +366,32 @@ class StackConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> StackConfig:
+        """The rules that span keys; every broken one is reported (one `key: message` a line)."""
         profile = PROFILES[self.profile]
-        self._check_stores(profile)
-        self._check_api_hosts()
-        self._check_host_keys()
+        problems = [
+            *self._check_stores(profile),
+            *self._check_api_hosts(),
+            *self._check_host_keys(),
+            *self._check_database(),
+            *self._check_identity(),
+            *self._check_image(profile),
+        ]
         if self.keystone_limits and not profile.release.supports_keystone_limits:
-            raise ValueError(
+            problems.append(
                 f"keystoneLimits: Keystone unified limits need Glance Zed or later; "
                 f"profile {self.profile} deploys {profile.release.name}"
             )
-        engine = self.db_engine or profile.default_db_engine
-        pg_only = {"pgHbaPath": self.pg_hba_path, "pgHbaAddress": self.pg_hba_address}
-        misplaced = [key for key, value in pg_only.items() if value is not None]
-        if engine != "postgresql" and misplaced:
-            raise ValueError(f"{', '.join(misplaced)}: only used with dbEngine postgresql, not {engine}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def engine(self) -> DbEngine:
+        return self.db_engine or PROFILES[self.profile].default_db_engine
+
+    @property
+    def database_admin_user(self) -> str:
+        return self.db_admin_user or ("postgres" if self.engine == "postgresql" else "root")
 
     @property
     def database_ssh_host(self) -> str:
@@ -343,18 +415,64 @@ class StackConfig(BaseModel):
             pins[bracketed.group(1) if bracketed else host] = f"{kind} {key}"
         return pins
 
-    def _check_host_keys(self) -> None:
+    def _check_database(self) -> Iterator[str]:
+        engine = self.engine
+        pg_only = {"pgHbaPath": self.pg_hba_path, "pgHbaAddress": self.pg_hba_address}
+        misplaced = [key for key, value in pg_only.items() if value is not None]
+        if engine != "postgresql" and misplaced:
+            yield f"{', '.join(misplaced)}: only used with dbEngine postgresql, not {engine}"
+        if engine == "mysql" and "_" in self.db_name:
+            # GRANT ... ON `glance_db`.* reads '_' (and '%') as wildcards: the grant would cover
+            # every database whose name matches.
+            yield (
+                "dbName: on MySQL/MariaDB a database name may not contain '_', which GRANT reads as a wildcard "
+                "matching other databases too; use letters and digits, e.g. glancedb"
+            )
+        if engine == "mysql" and len(self.db_user) > 32:
+            yield "dbUser: MySQL account names are at most 32 characters"
+        if self.db_user.lower() == self.database_admin_user.lower():
+            yield (
+                f"dbUser: {self.db_user!r} is the database administrator (dbAdminUser), whose password the "
+                "program would set and which destroy would drop; choose an account of Glance's own, e.g. glance"
+            )
+
+    def _check_identity(self) -> Iterator[str]:
+        admin = self.keystone_admin_user
+        if self.glance_user == admin:
+            yield (
+                f"glanceUser: {admin!r} is the Keystone administrator (keystoneAdminUser); the image service needs "
+                "a user of its own, e.g. glance"
+            )
+        if self.keystone_limits and self.limits_user == self.glance_user:
+            yield (
+                f"limitsUser: the same name as glanceUser ({self.glance_user!r}) would make two Keystone users "
+                "with one name; choose another, e.g. service-oslo"
+            )
+        if self.keystone_limits and self.limits_user == admin:
+            yield f"limitsUser: {admin!r} is the Keystone administrator (keystoneAdminUser); choose another"
+
+    def _check_image(self, profile: Profile) -> Iterator[str]:
+        remote = not self.cirros_source.startswith("/")
+        if remote and self.cirros_checksum is None and self.cirros_source != GUIDE_CIRROS_URL:
+            yield (
+                "cirrosChecksum: required with a cirrosSource URL: the image's SHA-256 (64 hex digits) or MD5 "
+                "(32), checked on the machine running Pulumi before the upload"
+            )
+        if profile.release.name == "liberty" and self.image_visibility not in ("public", "private"):
+            yield f"imageVisibility: Glance liberty knows public and private images only, not {self.image_visibility}"
+
+    def _check_host_keys(self) -> Iterator[str]:
         """Every SSH host has one pinned key (unless the stack opts out), and no key pins a stranger."""
         hosts = self.ssh_hosts
         pins = self.pinned_host_keys
         if len(pins) < len(self.ssh_host_keys):
-            raise ValueError("sshHostKeys: a host is listed twice; pin one key per host")
+            yield "sshHostKeys: a host is listed twice; pin one key per host"
         ports = {int(m.group(1)) for line in self.ssh_host_keys if (m := re.match(r"\[.+\]:(\d+) ", line))}
         if ports - {self.ssh_port}:
-            raise ValueError(f"sshHostKeys: a [host]:port line names another port than sshPort ({self.ssh_port})")
+            yield f"sshHostKeys: a [host]:port line names another port than sshPort ({self.ssh_port})"
         strangers = sorted(set(pins) - set(hosts))
         if strangers:
-            raise ValueError(
+            yield (
                 f"sshHostKeys: {', '.join(strangers)} is not a host this stack reaches over SSH "
                 f"({', '.join(hosts)}); a typo would leave the real host unpinned"
             )
@@ -363,75 +481,89 @@ class StackConfig(BaseModel):
         missing = [host for host in hosts if host not in pins]
         if missing:
             port = "" if self.ssh_port == 22 else f"-p {self.ssh_port} "
-            raise ValueError(
+            yield (
                 f"sshHostKeys: no pinned SSH host key for {', '.join(missing)}; every host the program logs in to "
                 "must prove who it is before it receives passwords. Get each key, compare its fingerprint "
                 "(`ssh-keygen -lf`) with the host's own console, then add the line: "
                 f"`ssh-keyscan {port}-t ed25519 {missing[0]}` prints it"
             )
 
-    def _check_api_hosts(self) -> None:
+    def _check_api_hosts(self) -> Iterator[str]:
         """Several API hosts serve one catalog: every store must be one they all reach."""
         hosts = self.hosts
         if len(hosts) == 1:
             return
         if len(set(hosts)) < len(hosts):
-            raise ValueError("apiHosts: a host is listed twice; list each API host once")
+            yield "apiHosts: a host is listed twice; list each API host once"
         if self.stores is None:
-            raise ValueError(
+            yield (
                 f"apiHosts: {len(hosts)} hosts would each keep images in their own file store (imageStorePath); "
                 "declare stores with a shared default (swift, rbd, s3 or cinder), or a file store with "
                 "shared: true on a mount every host has"
             )
-        local = [f"stores[{i}] ({s.id})" for i, s in enumerate(self.stores) if s.type == "file" and not s.shared]
-        if local:
-            raise ValueError(
-                f"apiHosts: {len(hosts)} hosts, but {', '.join(local)} is a file store on each host's own disk: "
-                "an image stored through one host could not be read through another; set shared: true if every "
-                "host mounts the same directory (e.g. NFS), or use swift, rbd, s3 or cinder"
-            )
+        else:
+            local = [f"stores[{i}] ({s.id})" for i, s in enumerate(self.stores) if s.type == "file" and not s.shared]
+            if local:
+                yield (
+                    f"apiHosts: {len(hosts)} hosts, but {', '.join(local)} is a file store on each host's own disk: "
+                    "an image stored through one host could not be read through another; set shared: true if every "
+                    "host mounts the same directory (e.g. NFS), or use swift, rbd, s3 or cinder"
+                )
         if self.public_url is None:
-            raise ValueError(
+            yield (
                 f"publicUrl: required with {len(hosts)} apiHosts: the load balancer's URL in front of them "
                 "(internalUrl and adminUrl default to it)"
             )
 
-    def _check_stores(self, profile: Profile) -> None:
+    def _check_stores(self, profile: Profile) -> Iterator[str]:
         """The rules that span store items (each item checks its own options)."""
         if self.stores is None:
             if self.default_store is not None:
-                raise ValueError("defaultStore: only used with stores; declare the stores first")
+                yield "defaultStore: only used with stores; declare the stores first"
             return
         if self.image_store_path is not None:
-            raise ValueError("imageStorePath: not used with stores; give the file store's path as its `path`")
+            yield "imageStorePath: not used with stores; give the file store's path as its `path`"
         if not self.stores:
-            raise ValueError("stores: declare at least one store, or leave stores unset for the file store")
+            yield "stores: declare at least one store, or leave stores unset for the file store"
+            return
         ids = [store.id for store in self.stores]
         doubled = sorted({store_id for store_id in ids if ids.count(store_id) > 1})
         if doubled:
-            raise ValueError(f"stores: id {', '.join(map(repr, doubled))} is used more than once; ids must be unique")
+            yield f"stores: id {', '.join(map(repr, doubled))} is used more than once; ids must be unique"
         release = profile.release
         for index, store in enumerate(self.stores):
             if store.type not in release.store_types:
                 supported = ", ".join(t for t in STORE_TYPES if t in release.store_types)
-                raise ValueError(
+                yield (
                     f"stores[{index}].type: Glance {release.name} (profile {profile.name}) has no {store.type} "
                     f"store; supported: {supported}"
                 )
         types = [store.type for store in self.stores]
         if not release.multi_store and len(set(types)) < len(types):
             twice = sorted({t for t in types if types.count(t) > 1})
-            raise ValueError(
+            yield (
                 f"stores: Glance {release.name} configures one store per type (no multi-store); "
                 f"{', '.join(twice)} is declared more than once"
             )
         if self.default_store is None and len(self.stores) > 1:
-            raise ValueError(f"defaultStore: required with several stores; one of: {', '.join(ids)}")
+            yield f"defaultStore: required with several stores; one of: {', '.join(ids)}"
         if self.default_store is not None and self.default_store not in ids:
-            raise ValueError(f"defaultStore: {self.default_store!r} is not a store id; one of: {', '.join(ids)}")
-        file_paths = [store.path for store in self.stores if isinstance(store, FileStoreConfig)]
-        if len(set(file_paths)) < len(file_paths):
-            raise ValueError("stores: two file stores have the same path; each needs its own directory")
+            yield f"defaultStore: {self.default_store!r} is not a store id; one of: {', '.join(ids)}"
+        yield from self._check_store_files()
+
+    def _check_store_files(self) -> Iterator[str]:
+        """File stores do not share or nest directories."""
+        assert self.stores is not None
+        paths = [(index, store.path) for index, store in enumerate(self.stores) if isinstance(store, FileStoreConfig)]
+        if len({path for _, path in paths}) < len(paths):
+            yield "stores: two file stores have the same path; each needs its own directory"
+        for index, path in paths:
+            for other, outer in paths:
+                if path != outer and validators.within(path, outer):
+                    yield (
+                        f"stores[{index}].path: {path} is inside stores[{other}].path ({outer}); file stores need "
+                        "directories apart (destroying one would remove the other's images)"
+                    )
 
 
 @dataclass(frozen=True)
@@ -466,6 +598,8 @@ class PgHba:
 @dataclass(frozen=True)
 class DatabaseSettings:
     engine: DbEngine
+    # The hosts as they go into a URL or host:port (the database URL, the providers' endpoints):
+    # an IPv6 address in brackets.
     host: str
     port: int
     name: str
@@ -528,8 +662,12 @@ class GlanceSettings:
 @dataclass(frozen=True)
 class ImageSettings:
     name: str
+    # A URL the machine running Pulumi downloads, or a local file; exactly one is set.
     source_url: str | None
     local_path: str | None
+    visibility: Visibility = "public"
+    # What the file must hash to before it is uploaded (always set for a URL).
+    checksum: Checksum | None = None
 
 
 @dataclass(frozen=True)
@@ -547,25 +685,43 @@ class Settings:
 
 
 def load_settings(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> Settings:
-    """Parse `glance:*` config values (key without namespace -> raw string)."""
+    """Parse `glance:*` config values (key without namespace -> raw string).
+
+    Every problem is collected and reported at once, each naming its key (list items with
+    their index and field) and what is allowed; secret values are never shown."""
     errors = [
         f"{NAMESPACE}:{key} holds a credential: set it with `pulumi config set --secret {NAMESPACE}:{key}`"
         for key in sorted(SECRET_KEYS & raw.keys() - secret_keys)
-        if raw[key] not in UNSET_MARKERS
+        if not _is_unset(raw[key], _unset_markers(key))
     ]
+    decoded = {key: _decode(key, value) for key, value in raw.items()}
     if "stores" not in secret_keys:
-        errors.extend(_plaintext_store_secrets(_decode(raw.get("stores"))))
+        errors.extend(_plaintext_store_secrets(decoded.get("stores")))
+    # No control character in any string, secrets and store options included (a PEM key has lines).
+    controls = [
+        f"{NAMESPACE}:{problem}"
+        for key, value in decoded.items()
+        for problem in validators.control_characters(key, value, allow_newline=frozenset({"sshPrivateKey"}))
+    ]
+    errors.extend(controls)
     try:
-        config = StackConfig.model_validate({key: _decode(value) for key, value in raw.items()})
+        config = StackConfig.model_validate(decoded)
     except ValidationError as exc:
-        errors.extend(_describe(error) for error in exc.errors())
+        refused = {problem.split(" ", 1)[0] for problem in controls}
+        errors.extend(
+            line for error in exc.errors() for line in _describe(error) if line.split(" ", 1)[0] not in refused
+        )
     if errors:
         raise ConfigError("invalid stack config:\n  " + "\n  ".join(errors))
     return _resolve(config)
 
 
-def _decode(value: Any) -> Any:
-    """Pulumi passes structured values (lists, objects) as JSON text."""
+def _decode(key: str, value: Any) -> Any:
+    """Pulumi passes structured values (lists, objects) as JSON text; a string key's value is
+    text, whatever it looks like (a password "[1]")."""
+    field = _field(key)
+    if field is not None and not _is_list(field.annotation):
+        return value
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)
@@ -600,7 +756,8 @@ def _location(loc: tuple[Any, ...]) -> list[str]:
     return parts
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any) -> list[str]:
+    """`glance:KEY message` lines of one pydantic error (a model-level error may hold several)."""
     location = _location(tuple(error["loc"]))
     message: str = error["msg"]
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
@@ -618,21 +775,24 @@ def _describe(error: Any) -> str:
             keys, _, message = message.partition(": ")
             location[-1] += f".{keys}"
     if not location:
-        key, _, message = message.partition(": ")
-        location = [key]
-    return f"{NAMESPACE}:{'.'.join(location)} {message}"
+        # The cross-key rules: one `key: message` a line.
+        return [f"{NAMESPACE}:{key} {text}" for key, _, text in (line.partition(": ") for line in message.splitlines())]
+    return [f"{NAMESPACE}:{'.'.join(location)} {message}"]
 
 
 def _resolve(config: StackConfig) -> Settings:
     profile = PROFILES[config.profile]
-    controller = config.controller_host
     node = _ssh_target(config, config.hosts[0])
     hosts = config.hosts
     # One host: the endpoints default to it. Several: to the load balancer (publicUrl).
+    # An IPv6 controller goes into URLs in brackets.
+    controller = validators.url_host(config.controller_host)
     glance_url = config.public_url if len(hosts) > 1 and config.public_url else f"http://{controller}:{GLANCE_PORT}"
     internal_url = config.internal_url or glance_url
     keystone_url = config.keystone_url or f"http://{controller}:5000"
+    # Without /v3 (Glance's auth_url); the providers and the system-role step use api_url, with it.
     auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
+    api_url = config.keystone_api_url or f"{auth_url}/v3"
     return Settings(
         profile=profile,
         node=node,
@@ -640,14 +800,18 @@ def _resolve(config: StackConfig) -> Settings:
             # Each host's readiness gate checks the host itself, not the load balancer.
             ApiHost(_ssh_target(config, host), internal_url)
             if len(hosts) == 1
-            else ApiHost(_ssh_target(config, host), f"http://{host}:{GLANCE_PORT}", config.load_balancer_check_seconds)
+            else ApiHost(
+                _ssh_target(config, host),
+                f"http://{validators.url_host(host)}:{GLANCE_PORT}",
+                config.load_balancer_check_seconds,
+            )
             for host in hosts
         ),
         database=_database(config, profile),
         keystone=KeystoneSettings(
             public_uri=keystone_url,
             auth_url=auth_url,
-            api_url=config.keystone_api_url or f"{auth_url}/v3",
+            api_url=api_url,
             admin_user=config.keystone_admin_user,
             admin_password=config.keystone_admin_password,
             admin_project=config.keystone_admin_project,
@@ -671,7 +835,7 @@ def _resolve(config: StackConfig) -> Settings:
                 internal=internal_url,
                 admin=config.admin_url or glance_url,
             ),
-            **_stores(config, profile, auth_url=f"{auth_url}/v3", api_url=config.keystone_api_url or f"{auth_url}/v3"),
+            **_stores(config, profile, auth_url=f"{auth_url}/v3", api_url=api_url),
             memcached_servers=tuple(config.memcached_servers),
             debug=config.debug,
             extra_options=_option_sections(config.api_options),
@@ -680,17 +844,13 @@ def _resolve(config: StackConfig) -> Settings:
                 for section, options in _option_sections(config.api_secret_options).items()
             },
         ),
-        image=ImageSettings(
-            name=config.image_name,
-            source_url=None if config.cirros_source.startswith("/") else config.cirros_source,
-            local_path=config.cirros_source if config.cirros_source.startswith("/") else None,
-        ),
+        image=_image(config),
         protect_data=config.protect_data,
     )
 
 
 def _database(config: StackConfig, profile: Profile) -> DatabaseSettings:
-    engine = config.db_engine or profile.default_db_engine
+    engine = config.engine
     default_port = 5432 if engine == "postgresql" else 3306
     host = config.db_host or config.controller_host
     pg_hba = None
@@ -705,17 +865,30 @@ def _database(config: StackConfig, profile: Profile) -> DatabaseSettings:
         )
     return DatabaseSettings(
         engine=engine,
-        host=host,
+        host=validators.url_host(host),
         port=config.db_port or default_port,
         name=config.db_name,
         user=config.db_user,
         password=config.db_password,
-        admin_host=config.db_admin_host or host,
+        admin_host=validators.url_host(config.db_admin_host or host),
         admin_port=config.db_admin_port or config.db_port or default_port,
-        admin_user=config.db_admin_user or ("postgres" if engine == "postgresql" else "root"),
+        admin_user=config.database_admin_user,
         admin_password=config.db_admin_password,
         ssh=_ssh_target(config, config.database_ssh_host),
         pg_hba=pg_hba,
+    )
+
+
+def _image(config: StackConfig) -> ImageSettings:
+    source = config.cirros_source
+    local = source.startswith("/")
+    given = config.cirros_checksum or (f"md5:{GUIDE_CIRROS_MD5}" if source == GUIDE_CIRROS_URL else None)
+    return ImageSettings(
+        name=config.image_name,
+        source_url=None if local else source,
+        local_path=source if local else None,
+        visibility=config.image_visibility,
+        checksum=validators.checksum(given) if given else None,
     )
 
 

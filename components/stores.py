@@ -18,6 +18,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
+from components import validators
+from components.validators import DataDirectory, HttpUrl, KeystoneV3Url, Name
+
 StoreType = Literal["file", "swift", "rbd", "s3", "cinder"]
 STORE_TYPES: tuple[StoreType, ...] = ("file", "swift", "rbd", "s3", "cinder")
 # Option names a store item may set that hold credentials (camelCase, as in the stack file).
@@ -44,28 +47,25 @@ def _store_id(value: str) -> str:
     return value
 
 
-def _absolute_path(value: str) -> str:
-    if not posixpath.isabs(value):
-        raise ValueError("must be an absolute path")
-    return posixpath.normpath(value)
-
-
-def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("must be an http:// or https:// URL with a host")
-    return value.rstrip("/")
-
-
 def _swift_account(value: str) -> str:
     project, colon, user = value.partition(":")
-    if not (project and colon and user):
+    if not (project and colon and user) or value != value.strip():
         raise ValueError("must be project:user, e.g. service:glance")
     return value
 
 
+def _non_empty_secret(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value():
+        raise ValueError("must not be empty")
+    return value
+
+
 StoreId = Annotated[str, AfterValidator(_store_id)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+CephConf = Annotated[str, AfterValidator(validators.ceph_conf)]
+CephxId = Annotated[str, AfterValidator(validators.cephx_id)]
+CephMonitor = Annotated[str, AfterValidator(validators.ceph_monitor)]
+SecretKey = Annotated[SecretStr, AfterValidator(_non_empty_secret)]
+Description = Annotated[str, Field(max_length=255)]
 
 
 class _StoreItem(BaseModel):
@@ -73,12 +73,13 @@ class _StoreItem(BaseModel):
 
     id: StoreId
     # Shown by GET /v2/info/stores (multi-store form only).
-    description: str | None = None
+    description: Description | None = None
 
 
 class FileStoreConfig(_StoreItem):
     type: Literal["file"]
-    path: AbsolutePath
+    # Not a system directory, nor Glance's own; the stack checks that file stores do not nest.
+    path: DataDirectory
     # The operator vouches that every API host mounts this directory (e.g. NFS): only then
     # may several apiHosts use it.
     shared: bool = False
@@ -86,16 +87,17 @@ class FileStoreConfig(_StoreItem):
 
 class SwiftStoreConfig(_StoreItem):
     type: Literal["swift"]
-    container: str = "glance"
+    container: Annotated[str, AfterValidator(validators.simple_name("glance"))] = "glance"
     # The program creates the container (as the store's account) before Glance starts.
     create_container: bool = False
     create_container_on_put: bool = False
     # Images go to each project's own account, with the user's token: no account here.
     multi_tenant: bool = False
-    auth_url: HttpUrl | None = None
+    # Keystone v3, given with or without /v3.
+    auth_url: KeystoneV3Url | None = None
     user: Annotated[str, AfterValidator(_swift_account)] | None = None
-    key: SecretStr | None = None
-    region: str | None = None
+    key: SecretKey | None = None
+    region: Name | None = None
     endpoint_type: Literal["publicURL", "internalURL", "adminURL"] | None = None
 
     @model_validator(mode="after")
@@ -115,16 +117,17 @@ class SwiftStoreConfig(_StoreItem):
 
 class RbdStoreConfig(_StoreItem):
     type: Literal["rbd"]
-    pool: str = "images"
-    user: str = "glance"
-    ceph_conf: AbsolutePath = "/etc/ceph/ceph.conf"
-    mon_hosts: Annotated[list[str], Field(min_length=1)]
+    pool: Annotated[str, AfterValidator(validators.simple_name("images"))] = "images"
+    # The cephx id: part of the keyring's file name, so no '/' or '..'.
+    user: CephxId = "glance"
+    ceph_conf: CephConf = "/etc/ceph/ceph.conf"
+    mon_hosts: Annotated[list[CephMonitor], Field(min_length=1)]
     # The cephx key of client.<user>, as `ceph auth get-key client.glance` prints it.
     keyring: SecretStr
 
     @model_validator(mode="after")
     def _key_format(self) -> RbdStoreConfig:
-        if not CEPH_KEY.match(self.keyring.get_secret_value()):
+        if not CEPH_KEY.fullmatch(self.keyring.get_secret_value()):
             raise ValueError("keyring: must be the cephx key itself (base64), as `ceph auth get-key` prints it")
         return self
 
@@ -132,19 +135,20 @@ class RbdStoreConfig(_StoreItem):
 class S3StoreConfig(_StoreItem):
     type: Literal["s3"]
     endpoint: HttpUrl
-    bucket: str
-    access_key: str
-    secret_key: SecretStr
+    bucket: Annotated[str, AfterValidator(validators.simple_name("glance"))]
+    access_key: Annotated[str, AfterValidator(validators.name(128))]
+    secret_key: SecretKey
     create_bucket_on_put: bool = False
     bucket_url_format: Literal["auto", "path", "virtual"] | None = None
 
 
 class CinderStoreConfig(_StoreItem):
     type: Literal["cinder"]
-    volume_type: str
+    volume_type: Name
     catalog_info: str | None = None
-    endpoint_template: str | None = None
-    region: str | None = None
+    # A URL whose path may hold %(tenant)s.
+    endpoint_template: HttpUrl | None = None
+    region: Name | None = None
 
     @model_validator(mode="after")
     def _one_way_to_cinder(self) -> CinderStoreConfig:
@@ -247,6 +251,8 @@ class RbdStore:
     id: str
     pool: str
     user: str
+    # The stack's cephConf: where versions before Glance's own directory wrote the store's
+    # ceph.conf (and the keyring beside it), which the config steps' old names recall.
     ceph_conf: str
     mon_hosts: tuple[str, ...]
     keyring: SecretStr
@@ -254,11 +260,27 @@ class RbdStore:
     type: StoreType = field(default="rbd", init=False)
 
     @property
+    def directory(self) -> str:
+        """Glance's own Ceph client files, one pair per store named by the store id (letters,
+        digits, '-', '_'): never a shared /etc/ceph/ceph.conf or keyring that other Ceph
+        clients read, so the stack owns them outright and destroy removes only them."""
+        return "/etc/ceph/glance-pulumi"
+
+    @property
+    def conf_path(self) -> str:
+        return f"{self.directory}/{self.id}.conf"
+
+    @property
     def keyring_path(self) -> str:
-        return f"{posixpath.dirname(self.ceph_conf)}/ceph.client.{self.user}.keyring"
+        return f"{self.directory}/{self.id}.keyring"
+
+    @property
+    def legacy_paths(self) -> tuple[str, str]:
+        """ceph.conf and keyring where versions before `directory` wrote them."""
+        return self.ceph_conf, f"{posixpath.dirname(self.ceph_conf)}/ceph.client.{self.user}.keyring"
 
     def options(self) -> dict[str, str]:
-        return {"rbd_store_pool": self.pool, "rbd_store_user": self.user, "rbd_store_ceph_conf": self.ceph_conf}
+        return {"rbd_store_pool": self.pool, "rbd_store_user": self.user, "rbd_store_ceph_conf": self.conf_path}
 
     def secret_options(self) -> dict[str, str]:
         return {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from lab.stacks import PulumiCli, write_stack
 from tests.e2e.conftest import toolchain_dir
-from tests.unit.harness import ed25519_key
+from tests.unit.harness import ed25519_key, openssh_private_key
 
 PLUGINS = ("random", "mysql", "openstack", "command", "postgresql")
 
@@ -25,7 +25,8 @@ def make_stack(pulumi: PulumiCli, name: str, config: dict[str, Any]) -> None:
     stack_file = Path(pulumi.cwd) / "stacks" / f"Pulumi.{name}.yaml"
     salt = stack_file.read_text().split("encryptionsalt:", 1)[1].split()[0]
     stack_file.write_text(json.dumps({"encryptionsalt": salt, "config": config}))
-    for key in ("sshPrivateKey", "dbAdminPassword", "keystoneAdminPassword"):
+    pulumi.run("config", "set", "--secret", "--stack", name, "glance:sshPrivateKey", stdin=openssh_private_key())
+    for key in ("dbAdminPassword", "keystoneAdminPassword"):
         pulumi.run("config", "set", "--secret", "--stack", name, f"glance:{key}", stdin=secrets.token_urlsafe(16))
 
 

@@ -18,8 +18,27 @@ __all__ = ["ROOT", "SECRET_SIG", "SECRET_VALUE", "Deployment", "Registration", "
 
 STACKS = ROOT / "stacks"
 
+
+def _ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def openssh_private_key(seed: int = 3, cipher: bytes = b"none") -> str:
+    """A well-formed OpenSSH private key file (fake key bytes, no real key); unencrypted unless
+    `cipher` names one."""
+    public = _ssh_string(b"ssh-ed25519") + _ssh_string(bytes([seed]) * 32)
+    private = bytes(8) + public + _ssh_string(bytes([seed]) * 64) + _ssh_string(b"test")
+    blob = b"openssh-key-v1\0" + b"".join(
+        _ssh_string(part) for part in (cipher, b"none" if cipher == b"none" else b"bcrypt", b"")
+    )
+    blob += (1).to_bytes(4, "big") + _ssh_string(public) + _ssh_string(private)
+    body = base64.b64encode(blob).decode()
+    lines = [body[i : i + 70] for i in range(0, len(body), 70)]
+    return "\n".join(["-----BEGIN OPENSSH PRIVATE KEY-----", *lines, "-----END OPENSSH PRIVATE KEY-----", ""])
+
+
 TEST_SECRETS = {
-    "sshPrivateKey": "-----TEST SSH KEY-----",
+    "sshPrivateKey": openssh_private_key(),
     "dbAdminPassword": "test-db-admin-pw",
     "keystoneAdminPassword": "test-keystone-admin-pw",
 }

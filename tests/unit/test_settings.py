@@ -4,6 +4,7 @@ before any resource is registered; good config resolves to the guides' defaults.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,11 +158,14 @@ def test_secrets_do_not_leak_through_repr() -> None:
     assert not any(secret in repr(settings) for secret in TEST_SECRETS.values())
 
 
-def test_local_image_file_is_uploaded_not_downloaded() -> None:
+def test_local_image_file_is_uploaded_not_downloaded(tmp_path: Path) -> None:
+    image = tmp_path / "cirros.qcow2"
+    image.write_bytes(b"qcow")
     settings = load_settings(
-        {"profile": "debian", "cirrosSource": "/srv/images/cirros.qcow2", **PIN_CONTROLLER, **TEST_SECRETS}, SECRET
+        {"profile": "debian", "cirrosSource": str(image), **PIN_CONTROLLER, **TEST_SECRETS}, SECRET
     )
-    assert (settings.image.local_path, settings.image.source_url) == ("/srv/images/cirros.qcow2", None)
+    assert (settings.image.local_path, settings.image.source_url) == (str(image), None)
+    assert settings.image.checksum is None and settings.image.visibility == "public"
 
 
 def test_project_schema_and_readme_document_every_key() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import configparser
+import json
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from components.settings import GUIDE_CIRROS_MD5
 from tests.unit import guides
 from tests.unit.harness import (
     GENERATED_PASSWORD,
@@ -99,7 +101,12 @@ def test_image_is_the_guides_cirros(deployment: Deployment) -> None:
         "bare",
         "public",
     )
-    assert image["imageSourceUrl"].endswith("/0.3.4/cirros-0.3.4-x86_64-disk.img")
+    # The guide's URL, downloaded and checked against its MD5 before the upload, from the cache file.
+    source = json.loads(deployment.named("glance-image-source").inputs["stdin"])
+    assert source["url"].endswith("/0.3.4/cirros-0.3.4-x86_64-disk.img")
+    assert (source["algorithm"], source["checksum"]) == ("md5", GUIDE_CIRROS_MD5)
+    assert image["localFilePath"] == source["path"] and "imageSourceUrl" not in image
+    assert deployment.depends_on("glance-image", "glance-image-source")
 
 
 def test_dependency_order(deployment: Deployment) -> None:
@@ -206,7 +213,7 @@ def test_rhel_follows_its_notes() -> None:
     assert "systemctl reload postgresql.service" in hba["create"]
     assert "glance-pulumi glance/glance" in hba["delete"]
     role = deployment.named("glance-role").inputs
-    assert role["login"] is True and role["name"] == "glance"
+    assert "runuser -u postgres -- psql" in role["create"] and "DROP ROLE IF EXISTS" in role["delete"]
     assert deployment.named("glance-database").inputs["owner"] == "glance"
     limits = {
         r.inputs["resourceName"]: r.inputs
@@ -228,7 +235,9 @@ def test_debian_installs_its_own_package() -> None:
     deployment = run_stack("debian")
     install = deployment.named("glance-install").inputs["create"]
     assert "install -y glance-api python3-pymysql" in install
-    assert "apt-get remove -y glance-api" in deployment.named("glance-install").inputs["delete"]
+    # Destroy purges only the packages the install step recorded as its own.
+    uninstall = deployment.named("glance-install").inputs["delete"]
+    assert "installed-packages" in uninstall and '$apt_get purge -y $(cat "$ours.unneeded")' in uninstall
     units = deployment.named("glance-units").inputs
     assert "systemctl enable --now glance-api.service" in units["create"]
     assert "systemctl disable --now glance-api.service" in units["delete"]

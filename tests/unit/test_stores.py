@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.node import _config_names, _StepName
 from components.rendering import (
     API_CONF,
     Credentials,
@@ -80,7 +81,8 @@ def test_zed_renders_the_multi_store_form_with_a_section_per_store() -> None:
     assert dict(api["ceph"]) == {
         "rbd_store_pool": "glance-images",
         "rbd_store_user": "glance",
-        "rbd_store_ceph_conf": "/etc/ceph/ceph.conf",
+        # Glance's own client config, not the host's shared /etc/ceph/ceph.conf.
+        "rbd_store_ceph_conf": "/etc/ceph/glance-pulumi/ceph.conf",
     }
     assert dict(api["s3"]) == {
         "s3_store_host": "https://s3.example:8443",
@@ -99,7 +101,7 @@ def test_store_secrets_stay_out_of_the_main_file() -> None:
     files = files_of(settings)
     assert "s3-secret" not in files[API_CONF] and TEST_CEPH_KEY not in files[API_CONF]
     assert parse(files[DROP_IN])["s3"]["s3_store_secret_key"] == "s3-secret"
-    assert secret_paths(settings) == (DROP_IN, SWIFT_REFERENCES, "/etc/ceph/ceph.client.glance.keyring")
+    assert secret_paths(settings) == (DROP_IN, SWIFT_REFERENCES, "/etc/ceph/glance-pulumi/ceph.keyring")
     assert not any(TEST_CEPH_KEY in text or "glance-pw" in text for text in plain_files(settings, "e").values())
 
 
@@ -134,13 +136,25 @@ def test_multi_tenant_swift_needs_no_account() -> None:
     assert SWIFT_REFERENCES not in files_of(settings)
 
 
-def test_rbd_writes_ceph_conf_and_keyring() -> None:
-    files = files_of(load(stores=[{**RBD, "user": "images", "cephConf": "/etc/ceph/prod.conf"}]))
-    ceph = parse(files["/etc/ceph/prod.conf"])
+def test_rbd_writes_its_own_ceph_conf_and_keyring_never_the_shared_ones() -> None:
+    settings = load(stores=[{**RBD, "user": "images", "cephConf": "/etc/ceph/prod.conf"}])
+    files = files_of(settings)
+    assert not [path for path in files if path.startswith("/etc/ceph/") and "/glance-pulumi/" not in path]
+    ceph = parse(files["/etc/ceph/glance-pulumi/ceph.conf"])
     assert ceph["global"]["mon_host"] == "mon1,mon2"
-    assert ceph["client.images"]["keyring"] == "/etc/ceph/ceph.client.images.keyring"
-    keyring = parse(files["/etc/ceph/ceph.client.images.keyring"])
+    assert ceph["client.images"]["keyring"] == "/etc/ceph/glance-pulumi/ceph.keyring"
+    keyring = parse(files["/etc/ceph/glance-pulumi/ceph.keyring"])
     assert keyring["client.images"]["key"] == TEST_CEPH_KEY
+    assert parse(files[API_CONF])["ceph"]["rbd_store_ceph_conf"] == "/etc/ceph/glance-pulumi/ceph.conf"
+
+
+def test_two_rbd_stores_get_a_pair_of_files_each() -> None:
+    second = {**RBD, "id": "backup", "pool": "backup", "cephConf": "/etc/ceph/backup.conf"}
+    files = files_of(load(stores=[RBD, second], defaultStore="ceph"))
+    for store_id in ("ceph", "backup"):
+        conf = parse(files[f"/etc/ceph/glance-pulumi/{store_id}.conf"])
+        assert conf["client.glance"]["keyring"] == f"/etc/ceph/glance-pulumi/{store_id}.keyring"
+        assert f"/etc/ceph/glance-pulumi/{store_id}.keyring" in files
 
 
 def test_store_description_is_shown_by_the_stores_api() -> None:
@@ -324,15 +338,31 @@ def test_store_directories_are_made_and_the_file_stores_protected() -> None:
 
 def test_ceph_stack_writes_its_files_like_the_other_configs() -> None:
     deployment = run_stack("rhel-ceph")
-    ceph_conf = deployment.named("glance-config-ceph")
+    ceph_conf = deployment.named("glance-config-rbd-ceph")
     assert "stdin" not in ceph_conf.secret_inputs and "mon_host = ceph-mon1" in plain(ceph_conf.inputs["stdin"])
-    keyring = deployment.named("glance-config-ceph.client.glance.keyring")
+    assert "/etc/ceph/glance-pulumi/ceph.conf" in ceph_conf.inputs["create"]
+    keyring = deployment.named("glance-config-rbd-ceph-keyring")
     assert "stdin" in keyring.secret_inputs and TEST_CEPH_KEY in plain(keyring.inputs["stdin"])
     ownership = deployment.named("glance-ownership").inputs["create"]
-    assert "/etc/ceph/ceph.conf" in ownership and "/etc/ceph/ceph.client.glance.keyring" in ownership
+    assert "/etc/ceph/glance-pulumi/ceph.conf" in ownership and "/etc/ceph/glance-pulumi/ceph.keyring" in ownership
+    # The shared /etc/ceph/ceph.conf (the stack's cephConf) is neither written, owned nor removed.
+    for step in deployment.registrations:
+        for field in ("create", "delete"):
+            assert "/etc/ceph/ceph.conf" not in str(step.inputs.get(field, "")), (step.name, field)
     install = deployment.named("glance-install").inputs["create"]
     assert "python3-rbd python3-rados" in install
     assert not any(r.type.startswith("openstack:objectstorage") for r in deployment.registrations)
+
+
+def test_rbd_steps_keep_their_names_from_before_as_aliases() -> None:
+    """Steps named after the files in /etc/ceph are the same steps now: an upgrade rewrites
+    them in place instead of deleting the shared file after writing Glance's own."""
+    names = _config_names(load(stores=[RBD]))
+    assert names["/etc/ceph/glance-pulumi/ceph.conf"] == _StepName("rbd-ceph", ("ceph",))
+    assert names["/etc/ceph/glance-pulumi/ceph.keyring"] == _StepName(
+        "rbd-ceph-keyring", ("ceph.client.glance.keyring",)
+    )
+    assert names[API_CONF] == _StepName("glance-api")
 
 
 def test_a_stores_change_restarts_glance() -> None:
