@@ -18,7 +18,7 @@ from components.node import GlanceNode, NodeArgs
 from components.object_store import ContainersArgs, SwiftContainers
 from components.passwords import PasswordsArgs, ServicePasswords
 from components.providers import providers
-from components.stack_config import read_settings
+from components.settings import read_settings
 from components.stores import SwiftStore
 
 settings = read_settings()

@@ -5,7 +5,7 @@ needs on the API host and their secrets; rendering.py places the options into th
 single-store form ([glance_store], Liberty) or the multi-store form (one section per
 store id, Zed), as the release decides. The config models below only parse and check
 one item; the rules that span items (unique ids, the default, the release's types) are
-in settings.py, where the whole stack config is known.
+in stack_input.py, where the whole stack config is known.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each validator takes the value as the stack file gives it and returns the normalised
 value, or raises ValueError with what is allowed (never echoing the value: it may be a
-secret). settings.py and stores.py attach them to their keys, so the message is prefixed
+secret). stack_input.py and stores.py attach them to their keys, so the message is prefixed
 with the key; the rules that compare several keys stay there.
 """
 

@@ -7,7 +7,7 @@ preview, a no-op up, a one-option update and a destroy. Repetitions alternate wh
 first. The engine's own overhead is a preview of an empty program. Where the program's fresh
 deploy spends its time comes from the engine's own events (`pulumi up --json`), per resource.
 
-Without the official plugins the fresh deploy is applied by the tests' stand-in executor
+Without the official plugins the fresh deploy is applied by the stand-in executor (lab/standin/)
 and labelled so; the engine-only rows are then not measured.
 """
 
@@ -169,8 +169,8 @@ def run_program(stack: str, image: Path, workdir: Path) -> tuple[dict[str, float
 
 
 def run_stand_in(stack: str, image: Path) -> tuple[dict[str, float], dict[str, float]]:
-    from tests.standin.executor import LabExecutor
-    from tests.standin.program import run_program as run_under_mocks
+    from lab.standin.executor import LabExecutor
+    from lab.standin.program import run_program as run_under_mocks
 
     with fresh_lab() as lab:
         executor = LabExecutor(lab)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stand_in = bool(missing_plugins())
     engine = (
-        "the tests' stand-in executor (the official plugins are missing)"
+        "the stand-in executor in lab/standin/ (the official plugins are missing)"
         if stand_in
         else ("the real Pulumi engine with the official plugins")
     )

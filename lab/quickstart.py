@@ -2,7 +2,7 @@
 
 With every provider plugin in the toolchain this is plain `pulumi up` of the lab stack.
 On a machine that cannot get the official plugins, the engine cannot load them, so the
-program's declared resources are applied by the tests' stand-in executor instead, and
+program's declared resources are applied by the stand-in executor (lab/standin/) instead, and
 it says so: the same program, settings, commands and config files, deployed for real,
 but without Pulumi state. Tear down with `python3 -m lab down`.
 """
@@ -27,8 +27,8 @@ def with_engine(stack: str, fresh_lab: bool) -> int:
 
 def with_stand_in(stack: str, fresh_lab: bool) -> int:
     # A test double, loaded only on this fallback path.
-    from tests.standin.executor import GLANCE_URL, LabExecutor
-    from tests.standin.program import run_program
+    from lab.standin.executor import GLANCE_URL, LabExecutor
+    from lab.standin.program import run_program
 
     if not fresh_lab:
         # The stand-in keeps no state to converge from: start again on a pristine controller.
@@ -56,8 +56,8 @@ def main(argv: list[str]) -> int:
         return with_engine(stack, fresh_lab)
     print(
         f"note: the toolchain lacks the official resource plugins {', '.join(missing)} (install them with "
-        "GLANCE_PULUMI_PLUGIN_DIR, see the README), so the program's resources are applied by the tests' "
-        "stand-in executor instead of `pulumi up`",
+        "GLANCE_PULUMI_PLUGIN_DIR, see the README), so the program's resources are applied by the "
+        "stand-in executor (lab/standin/) instead of `pulumi up`",
         file=sys.stderr,
     )
     return with_stand_in(stack, fresh_lab)

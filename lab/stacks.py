@@ -167,7 +167,7 @@ def secret_config(name: str, connection: Mapping[str, Any]) -> dict[str, str]:
 
 def program_config(name: str, connection: Mapping[str, Any], image: Path) -> dict[str, Any]:
     """Lab stack `name`'s whole config as the program reads it: keys without the namespace,
-    credentials included (for running the program under the tests' stand-in)."""
+    credentials included (for running the program under the stand-in, lab/standin/)."""
     config = {**plain_config(name, connection, image), **secret_config(name, connection)}
     return {key.removeprefix("glance:"): value for key, value in config.items()}
 

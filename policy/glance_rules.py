@@ -39,13 +39,13 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.settings import (
+from components.stack_input import (
     CREDENTIAL_OPTION,
     ENVIRONMENTS,
     NAMESPACE,
     SECRET_KEYS,
-    UNSET_MARKERS,
     URL_WITH_PASSWORD,
+    is_unset,
 )
 from components.stores import SECRET_OPTIONS
 
@@ -130,8 +130,9 @@ def _is_secret(value: Any) -> bool:
     return _is_secure(value) or (isinstance(value, list) and bool(value) and all(map(_is_secure, value)))
 
 
-def _is_unset(value: Any) -> bool:
-    return any(type(value) is type(marker) and value == marker for marker in UNSET_MARKERS)
+def _is_unset(key: str, value: Any) -> bool:
+    """The key's empty Pulumi.yaml default, which stands for unset (`glance:KEY`)."""
+    return is_unset(key.removeprefix(f"{NAMESPACE}:"), value)
 
 
 def plaintext_credentials(config: dict[str, Any]) -> list[str]:
@@ -141,7 +142,7 @@ def plaintext_credentials(config: dict[str, Any]) -> list[str]:
         for key in SECRET_KEYS
         if f"{NAMESPACE}:{key}" in config
         and not _is_secret(config[f"{NAMESPACE}:{key}"])
-        and not _is_unset(config[f"{NAMESPACE}:{key}"])
+        and not _is_unset(key, config[f"{NAMESPACE}:{key}"])
     ]
     stores = config.get(f"{NAMESPACE}:stores")
     for index, item in enumerate(stores if isinstance(stores, list) else []):
@@ -229,7 +230,7 @@ def environment_declared(args: StackValidationArgs, report: ReportViolation, pro
             continue
         environment = config.get(ENVIRONMENT)
         how = f"`pulumi config set --stack {stack} {ENVIRONMENT} ENVIRONMENT` ({', '.join(ENVIRONMENTS)})"
-        if environment is None or _is_unset(environment):
+        if environment is None or _is_unset(ENVIRONMENT, environment):
             report(f"stack {stack} does not declare {ENVIRONMENT} in {path.name}: set it with {how}", None)
         elif environment not in ENVIRONMENTS:
             shown = repr(environment) if isinstance(environment, str) else "not a plain string"
@@ -272,9 +273,9 @@ def config_urls(config: dict[str, Any]) -> Iterator[tuple[str, Any, str | None]]
     api_url = config.get(f"{NAMESPACE}:keystoneApiUrl")
     yield f"{NAMESPACE}:keystoneUrl", keystone_url, "http://<controllerHost>:5000"
     yield f"{NAMESPACE}:keystoneAuthUrl", auth_url, "http://<controllerHost>:<the profile's Keystone port>"
-    if api_url is None or _is_unset(api_url):
+    if api_url is None or _is_unset("keystoneApiUrl", api_url):
         # Derived from keystoneAuthUrl: judged there when that is set, else the http:// default.
-        if auth_url is None or _is_unset(auth_url):
+        if auth_url is None or _is_unset("keystoneAuthUrl", auth_url):
             yield f"{NAMESPACE}:keystoneApiUrl", None, "http://<controllerHost>:<the profile's Keystone port>/v3"
     else:
         yield f"{NAMESPACE}:keystoneApiUrl", api_url, None
@@ -294,7 +295,7 @@ def production_https_config(args: StackValidationArgs, report: ReportViolation, 
         if not is_production(config):
             continue
         for key, value, default in config_urls(config):
-            if value is None or _is_unset(value):
+            if value is None or _is_unset(key, value):
                 if default is not None:
                     report(f"{key} is unset in {path.name}, so it defaults to {default}: set an https:// URL", None)
             elif not isinstance(value, str):

@@ -21,8 +21,8 @@ from lab.cluster import Cluster
 from lab.controller import Lab
 from lab.paths import LOOPBACK, PORTS
 from lab.stacks import lab_image_file, stack_definition
-from tests.standin import keystone
-from tests.standin.executor import GLANCE_URL as GLANCE_URL
+from lab.standin import keystone
+from lab.standin.executor import GLANCE_URL as GLANCE_URL
 
 API_CONF = "/etc/glance/glance-api.conf"
 CREDENTIALS_DIR = "/etc/glance/glance.conf.d"

@@ -14,10 +14,10 @@ import pytest
 
 from lab.controller import Lab
 from lab.stacks import LAB_STACKS, lab_image_file, program_config
+from lab.standin.executor import Applied, LabExecutor
 from tests.e2e import checks
 from tests.e2e.conftest import Timer
-from tests.standin.executor import Applied, LabExecutor
-from tests.standin.program import Deployment, run_program
+from tests.recording import Deployment, run_program
 
 
 class AppliedStack:

@@ -46,9 +46,7 @@ PULUMI_VERSION, PLUGINS = pinned_versions()
 
 
 def _find_toolchain() -> tuple[Path | None, str]:
-    proc = subprocess.run(
-        [sys.executable, str(INSTALLER), "--check"], capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = subprocess.run([str(INSTALLER), "--check"], capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode == 0 and proc.stdout.strip():
         return Path(proc.stdout.strip()), ""
     return None, proc.stderr.strip() or f"scripts/pulumi-toolchain --check exited {proc.returncode}"

@@ -11,8 +11,9 @@ import pulumi
 import yaml
 
 from components import host_keys
-from tests.standin import program
-from tests.standin.program import ROOT, SECRET_SIG, SECRET_VALUE, Deployment, Registration, plain
+from lab.standin.program import ROOT, SECRET_SIG, SECRET_VALUE, plain
+from tests import recording
+from tests.recording import Deployment, Registration
 
 __all__ = ["ROOT", "SECRET_SIG", "SECRET_VALUE", "Deployment", "Registration", "plain"]
 
@@ -133,7 +134,7 @@ def _with_test_keyring(item: dict[str, Any]) -> dict[str, Any]:
 
 def run_program(config: dict[str, Any], deployment: Deployment | None = None) -> Deployment:
     with presenting(TEST_HOST_KEY):
-        return program.run_program(config, GlanceMocks(), deployment)
+        return recording.run_program(config, GlanceMocks(), deployment)
 
 
 def run_stack(stack: str, **overrides: Any) -> Deployment:

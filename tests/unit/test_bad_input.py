@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from components.settings import GUIDE_CIRROS_MD5, SECRET_KEYS, ConfigError
+from components.stack_input import GUIDE_CIRROS_MD5, SECRET_KEYS, ConfigError
 from tests.unit.harness import (
     TEST_CEPH_KEY,
     TEST_HOST_KEY,

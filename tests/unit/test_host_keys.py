@@ -11,7 +11,7 @@ import pytest
 
 from components import host_keys
 from components.settings import ConfigError
-from tests.standin import program
+from tests import recording
 from tests.unit.harness import (
     TEST_HOST_KEY,
     TEST_SECRETS,
@@ -36,7 +36,7 @@ def run_presenting(key: str | None, settings: dict[str, Any]) -> tuple[Deploymen
     """The program under mocks while every host presents `key`; the deployment and the hosts asked."""
     deployment = Deployment()
     with presenting(key) as asked:
-        program.run_program(settings, GlanceMocks(), deployment)
+        recording.run_program(settings, GlanceMocks(), deployment)
     return deployment, asked
 
 

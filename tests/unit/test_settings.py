@@ -128,7 +128,7 @@ def test_defaults_follow_the_profile() -> None:
     assert rhel.limits is None and clear.limits is None and debian.limits is None
     assert (rhel.database.port, debian.database.port) == (5432, 3306)
     assert debian.glance.endpoints.public == "http://controller:9292"
-    assert debian.node.host == "controller"
+    assert [host.ssh.host for host in debian.api_hosts] == ["controller"]
     assert rhel.database.pg_hba is not None and rhel.database.pg_hba.path == "/var/lib/pgsql/data/pg_hba.conf"
     assert debian.database.admin_user == "root" and rhel.database.admin_user == "postgres"
 
@@ -171,12 +171,26 @@ def test_local_image_file_is_uploaded_not_downloaded(tmp_path: Path) -> None:
 def test_project_schema_and_readme_document_every_key() -> None:
     import yaml
 
-    from components.settings import SECRET_KEYS, StackConfig
+    from components.stack_input import KEYS, SECRET_KEYS, StackConfig
     from tests.unit.harness import ROOT
 
     keys = {field.alias or name for name, field in StackConfig.model_fields.items()}
     schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     assert {key.removeprefix("glance:") for key in schema} == keys
+    # Types and defaults as declared: a key without a default of its own declares its type's empty value.
+    assert {
+        key.removeprefix("glance:"): (spec["type"], spec.get("items", {}).get("type"), spec.get("default"))
+        for key, spec in schema.items()
+    } == {name: (key.type, key.items, None if key.required else key.schema_default) for name, key in KEYS.items()}
+    assert {
+        "sshPrivateKey",
+        "dbAdminPassword",
+        "dbPassword",
+        "keystoneAdminPassword",
+        "glancePassword",
+        "limitsPassword",
+        "apiSecretOptions",
+    } == SECRET_KEYS
     declared_secret = {key.removeprefix("glance:") for key, spec in schema.items() if spec.get("secret")}
     # Pulumi refuses a default for a secret key, so only the required credentials are declared secret.
     assert declared_secret == {
@@ -185,3 +199,31 @@ def test_project_schema_and_readme_document_every_key() -> None:
     assert declared_secret == {"sshPrivateKey", "dbAdminPassword", "keystoneAdminPassword"}
     readme = (ROOT / "README.md").read_text()
     assert all(f"`glance:{key}`" in readme for key in keys)
+
+
+def test_generated_schema_docs_match_the_schema() -> None:
+    """Pulumi.yaml's config block and the README's key table are what the schema generates."""
+    from components import schema_docs
+
+    stale = [path.name for path in schema_docs.stale()]
+    assert not stale, f"{', '.join(stale)} differ from components/stack_input.py: run `{schema_docs.COMMAND}`"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "unset"),
+    [
+        ("dbPort", "0", True),
+        ("dbPort", 0, True),
+        ("dbPort", False, False),
+        ("apiHosts", "[]", True),
+        ("apiHosts", [], True),
+        ("dbHost", "", True),
+        # A string key's "0" or "[]" is a value (a password "0").
+        ("dbPassword", "0", False),
+        ("dbPassword", "[]", False),
+    ],
+)
+def test_the_empty_default_of_a_key_reads_as_unset(key: str, value: Any, unset: bool) -> None:
+    from components.stack_input import KEYS
+
+    assert KEYS[key].unset_by(value) is unset

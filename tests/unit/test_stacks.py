@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from components.settings import GUIDE_CIRROS_MD5
+from components.stack_input import GUIDE_CIRROS_MD5
 from tests.unit import guides
 from tests.unit.harness import (
     GENERATED_PASSWORD,

@@ -1,4 +1,5 @@
-"""Run the real program once under Pulumi's mocks, recording every registration request.
+"""Run the real program once under Pulumi's mocks (lab.standin.program), recording every registration
+request.
 
 The recording keeps what the mocks API hides: parents, dependencies, protect,
 additional_secret_outputs and which input properties travel as secrets.
@@ -6,23 +7,16 @@ additional_secret_outputs and which input properties travel as secrets.
 
 from __future__ import annotations
 
-import json
-import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from google.protobuf import struct_pb2
-from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime import mocks, rpc
 
-from components.settings import SECRET_KEYS
-from components.stores import SECRET_OPTIONS
-
-ROOT = Path(__file__).resolve().parents[2]
-SECRET_SIG = rpc._special_sig_key
-SECRET_VALUE = rpc._special_secret_sig
+from lab.standin import program
+from lab.standin.program import SECRET_SIG, SECRET_VALUE
 
 
 @dataclass
@@ -104,62 +98,10 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
 
-def plain(value: Any) -> Any:
-    """An input as the program set it, with the secret wrappers removed (recursively)."""
-    if isinstance(value, dict):
-        if value.get(SECRET_SIG) == SECRET_VALUE:
-            return plain(value["value"])
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def run_program(
     config: Mapping[str, Any], resources: pulumi.runtime.Mocks, deployment: Deployment | None = None
 ) -> Deployment:
-    """Run __main__.py once with `config` (keys without namespace; credentials count as set
-    with --secret), `resources` answering each registration."""
+    """lab.standin.program.run_program, recording into `deployment` (kept when the program fails)."""
     deployment = Deployment() if deployment is None else deployment
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(
-        resources,
-        project="glance",
-        stack="test",
-        preview=False,
-        monitor=RecordingMonitor(resources, deployment),
-    )
-    raw = {f"glance:{key}": _config_text(value) for key, value in config.items()}
-    secrets = SECRET_KEYS & config.keys()
-    # As Pulumi does: a key is secret when any value inside it was set with --secret --path.
-    if any(isinstance(item, dict) and SECRET_OPTIONS & item.keys() for item in config.get("stores") or []):
-        secrets |= {"stores"}
-    pulumi.runtime.set_all_config(raw, [f"glance:{key}" for key in secrets])
-
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> pulumi.Output[None]:
-        original_export = pulumi.export
-
-        def record_export(name: str, value: Any) -> None:
-            exports[name] = value
-
-        pulumi.export = record_export
-        try:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        finally:
-            pulumi.export = original_export
-        return pulumi.Output.all(**exports).apply(deployment.outputs.update)
-
-    program()
+    deployment.outputs.update(program.run_program(config, resources, RecordingMonitor(resources, deployment)))
     return deployment
-
-
-def _config_text(value: Any) -> str:
-    """Pulumi hands the program every value as text, structured ones as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value)

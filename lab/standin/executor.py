@@ -26,8 +26,8 @@ import pulumi
 
 from lab.cluster import Cluster
 from lab.controller import Lab
-from tests.standin import keystone
-from tests.standin.program import ROOT, plain
+from lab.standin import keystone
+from lab.standin.program import ROOT, plain
 
 GLANCE_URL = "http://127.0.0.1:9292"
 

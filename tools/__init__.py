@@ -1,0 +1,1 @@
+"""Tools run from the repository before the virtualenv exists: Python standard library only."""
