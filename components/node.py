@@ -26,7 +26,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
 import pulumi
 from pulumi_command import remote
@@ -35,7 +34,7 @@ from components import rendering, scripts
 from components.remote import script_source
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
-from components.stores import FileStore, RbdStore
+from components.stores import FileStore
 
 READINESS_TIMEOUT_SECONDS = 300
 # Config files the distros' Glance packages ship (or their scripts make): the stack saves
@@ -68,8 +67,7 @@ class GlanceNode(pulumi.ComponentResource):
         settings = args.settings
         profile = settings.profile
         self._connection = connection(args.host.ssh)
-        plain = _plain_files(args)
-        secret = _secret_files(args)
+        files = rendering.config_files(settings)
 
         install = self._command(
             f"{name}-install",
@@ -99,28 +97,27 @@ class GlanceNode(pulumi.ComponentResource):
                     depends_on=[install],
                 )
             )
-        step_names = _config_names(settings)
+        texts = [_text(file, args) for file in files]
         configs = [
             self._command(
-                f"{name}-config-{step_names[path].name}",
-                create=scripts.write_file(path, keep_original=path in PACKAGE_FILES),
-                delete=scripts.remove_file(path),
-                stdin=files.apply(itemgetter(path)),
+                f"{name}-config-{file.step_name}",
+                create=scripts.write_file(file.path, keep_original=file.path in PACKAGE_FILES),
+                delete=scripts.remove_file(file.path),
+                stdin=text,
                 depends_on=[install],
-                secret_outputs=is_secret,
-                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in step_names[path].aliases] or None,
+                secret_outputs=file.secret,
+                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in file.aliases] or None,
             )
-            for files, paths, is_secret in (
-                (plain, rendering.plain_paths(settings), False),
-                (secret, rendering.secret_paths(settings), True),
-            )
-            for path in paths
+            for file, text in zip(files, texts, strict=True)
         ]
         # Secret: it is derived from the credentials too, so a password change restarts Glance.
-        fingerprint: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(plain, secret).apply(_fingerprint))
+        paths = [file.path for file in files]
+        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
+        )
         ownership = self._command(
             f"{name}-ownership",
-            create=scripts.fix_ownership(profile, rendering.config_paths(settings), rendering.config_dirs(settings)),
+            create=scripts.fix_ownership(profile, paths, rendering.config_dirs(settings)),
             triggers=[fingerprint],
             depends_on=configs,
         )
@@ -191,55 +188,17 @@ class GlanceNode(pulumi.ComponentResource):
         )
 
 
-@dataclass(frozen=True)
-class _StepName:
-    name: str
-    # What the step was called before (pulumi.Alias): the same step, updated in place.
-    aliases: tuple[str, ...] = ()
+def _text(file: rendering.ConfigFile, args: NodeArgs) -> pulumi.Output[str]:
+    """The file's text: a file with secrets is rendered inside the credentials' secret Output."""
+    if not file.secret:
+        return pulumi.Output.from_input(args.limits_endpoint_id).apply(
+            lambda endpoint_id: file.render(None, endpoint_id)
+        )
 
-
-def _config_names(settings: Settings) -> dict[str, _StepName]:
-    """path -> its config step's name: glance-api, glance-registry, credentials (the drop-in),
-    glance-pulumi-swift; rbd-<id> and rbd-<id>-keyring for an rbd store's files.
-
-    An rbd store's steps were named after its files in the shared cephConf directory (e.g.
-    `ceph`, `ceph.client.glance.keyring`) before it had files of its own: those names stay
-    aliases, so an upgrade rewrites the step instead of deleting the old file (another Ceph
-    client's /etc/ceph/ceph.conf) after writing the new one.
-    """
-    rbd = [store for store in settings.glance.stores if isinstance(store, RbdStore)]
-    own = {path for store in rbd for path in (store.conf_path, store.keyring_path)}
-    names = {path: _StepName(_file_step(path)) for path in rendering.config_paths(settings) if path not in own}
-    legacy = [_file_step(old) for store in rbd for old in store.legacy_paths]
-    taken = {step.name for step in names.values()}
-    for store in rbd:
-        files = zip(("", "-keyring"), (store.conf_path, store.keyring_path), store.legacy_paths, strict=True)
-        for suffix, path, old in files:
-            old_name = _file_step(old)
-            unique = legacy.count(old_name) == 1 and old_name not in taken
-            names[path] = _StepName(f"rbd-{store.id}{suffix}", (old_name,) if unique else ())
-    return names
-
-
-def _file_step(path: str) -> str:
-    if path.endswith(rendering.CREDENTIALS_FILE):
-        return "credentials"
-    return path.rsplit("/", 1)[-1].removesuffix(".conf")
-
-
-def _plain_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
-    settings = args.settings
-    return pulumi.Output.from_input(args.limits_endpoint_id).apply(
-        lambda endpoint_id: rendering.plain_files(settings, endpoint_id)
-    )
-
-
-def _secret_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
-    def render(values: list[str | None]) -> dict[str, str]:
+    def render(values: list[str | None]) -> str:
         db_password, glance_password, limits_password, endpoint_id = values
         assert db_password is not None and glance_password is not None
-        credentials = rendering.Credentials(db_password, glance_password, limits_password)
-        return rendering.secret_files(args.settings, credentials, endpoint_id)
+        return file.render(rendering.Credentials(db_password, glance_password, limits_password), endpoint_id)
 
     return pulumi.Output.secret(
         pulumi.Output.all(args.db_password, args.glance_password, args.limits_password, args.limits_endpoint_id).apply(
@@ -248,11 +207,10 @@ def _secret_files(args: NodeArgs) -> pulumi.Output[dict[str, str]]:
     )
 
 
-def _fingerprint(files: list[dict[str, str]]) -> str:
-    merged = {path: text for group in files for path, text in group.items()}
+def _fingerprint(files: dict[str, str]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(merged):
-        digest.update(path.encode() + b"\0" + merged[path].encode() + b"\0")
+    for path in sorted(files):
+        digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
     return digest.hexdigest()
 
 

@@ -34,7 +34,9 @@ def keystone_provider(
     )
 
 
-def database_provider(name: str, database: DatabaseSettings) -> mysql.Provider | postgresql.Provider:
+def database_provider(
+    name: str, database: DatabaseSettings, opts: pulumi.ResourceOptions | None = None
+) -> mysql.Provider | postgresql.Provider:
     password = pulumi.Output.secret(database.admin_password.get_secret_value())
     if database.engine == "postgresql":
         return postgresql.Provider(
@@ -43,16 +45,20 @@ def database_provider(name: str, database: DatabaseSettings) -> mysql.Provider |
             port=database.admin_port,
             username=database.admin_user,
             password=password,
+            opts=opts,
         )
     return mysql.Provider(
         f"{name}-mysql",
         endpoint=f"{database.admin_host}:{database.admin_port}",
         username=database.admin_user,
         password=password,
+        opts=opts,
     )
 
 
-def providers(name: str, keystone: KeystoneSettings, database: DatabaseSettings) -> Providers:
+def providers(
+    name: str, keystone: KeystoneSettings, database: DatabaseSettings, opts: pulumi.ResourceOptions | None = None
+) -> Providers:
     return Providers(
-        keystone=keystone_provider(f"{name}-keystone", keystone), database=database_provider(name, database)
+        keystone=keystone_provider(f"{name}-keystone", keystone, opts), database=database_provider(name, database, opts)
     )

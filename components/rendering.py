@@ -6,6 +6,10 @@ apart (credential_sections): where the release's oslo.config reads a drop-in dir
 they go to a file of their own, so glance-api.conf carries none and a preview can show
 it line by line. Secrets arrive as plain strings: callers run these inside
 `Output.apply`, and the result stays a secret Output.
+
+`config_files` lists the files a node writes, each a ConfigFile record: its path, the name
+of the step that writes it, whether it holds a secret, and how to render it. The stores'
+glance_store options are in store_options.py.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from components import store_options
 from components.settings import Settings
-from components.stores import STAGING_DIR, SWIFT_REFERENCES, TASKS_DIR, RbdStore, SwiftStore
+from components.store_options import SWIFT_REFERENCES
+from components.stores import STAGING_DIR, TASKS_DIR, RbdStore, SwiftStore
 
 Sections = dict[str, dict[str, str]]
 
@@ -76,9 +82,10 @@ def credential_sections(settings: Settings, credentials: Credentials) -> Section
             raise ValueError("oslo_limit needs the limits user's password")
         sections["oslo_limit"] = {"password": credentials.limits_password}
     for store in settings.glance.stores:
-        if store.secret_options():
+        secret = store_options.options(store).secret
+        if secret:
             section = store.id if settings.glance.multi_store else "glance_store"
-            sections.setdefault(section, {}).update(store.secret_options())
+            sections.setdefault(section, {}).update(secret)
     for name, options in settings.glance.secret_options.items():
         sections.setdefault(name, {}).update({option: value.get_secret_value() for option, value in options.items()})
     return sections
@@ -113,12 +120,12 @@ def store_sections(settings: Settings) -> Sections:
         types = [store.type for store in glance.stores]
         section = {"stores": ",".join([*types, "http"]), "default_store": default.type}
         for store in glance.stores:
-            section.update(store.options())
+            section.update(store_options.options(store).plain)
         return {"glance_store": section}
     sections: Sections = {"glance_store": {"default_backend": glance.default_store}}
     for store in glance.stores:
         description = {"store_description": store.description} if store.description else {}
-        sections[store.id] = {**store.options(), **description}
+        sections[store.id] = {**store_options.options(store).plain, **description}
     for name, directory in RESERVED_STORES.items():
         sections[name] = {"filesystem_store_datadir": directory + "/"}
     return sections
@@ -156,79 +163,164 @@ def credentials_path(settings: Settings) -> str | None:
     return None if directory is None else f"{directory}/{CREDENTIALS_FILE}"
 
 
-def _rbd_stores(settings: Settings) -> list[RbdStore]:
-    return [store for store in settings.glance.stores if isinstance(store, RbdStore)]
-
-
-def _referenced_swift_stores(settings: Settings) -> list[SwiftStore]:
-    return [s for s in settings.glance.stores if isinstance(s, SwiftStore) and not s.multi_tenant]
-
-
-def plain_paths(settings: Settings) -> tuple[str, ...]:
-    """Files without a secret in them, which a preview may show."""
-    api = (API_CONF,) if credentials_path(settings) else ()
-    return api + tuple(store.conf_path for store in _rbd_stores(settings))
-
-
-def secret_paths(settings: Settings) -> tuple[str, ...]:
-    """Files that carry credentials."""
-    path = credentials_path(settings)
-    if path is not None:
-        glance: tuple[str, ...] = (path,)
-    else:
-        glance = (API_CONF, REGISTRY_CONF) if settings.profile.release.has_registry else (API_CONF,)
-    swift = (SWIFT_REFERENCES,) if _referenced_swift_stores(settings) else ()
-    return glance + swift + tuple(store.keyring_path for store in _rbd_stores(settings))
-
-
-def config_paths(settings: Settings) -> tuple[str, ...]:
-    return plain_paths(settings) + secret_paths(settings)
-
-
 def config_dirs(settings: Settings) -> tuple[str, ...]:
     """Directories the node creates for its files (Glance must be able to enter them)."""
     directory = settings.profile.release.credentials_dir
     return () if directory is None else (directory,)
 
 
-def plain_files(settings: Settings, limits_endpoint_id: str | None) -> dict[str, str]:
-    """path -> text of the files in plain_paths."""
-    files = {store.conf_path: store.ceph_conf_text() for store in _rbd_stores(settings)}
-    if credentials_path(settings) is not None:
-        files[API_CONF] = render_ini(api_sections(settings, limits_endpoint_id))
-    return files
+# The text of a file from the credentials (None for a file without a secret) and the limits
+# endpoint's id (None without limits).
+Render = Callable[[Credentials | None, str | None], str]
 
 
-def secret_files(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> dict[str, str]:
-    """path -> text of the files in secret_paths."""
-    path = credentials_path(settings)
-    if path is not None:
-        files = {path: render_ini(credential_sections(settings, credentials))}
-    else:
-        files = {API_CONF: render_ini(effective_sections(settings, credentials, limits_endpoint_id))}
-        if settings.profile.release.has_registry:
-            registry = _overlay(registry_sections(settings), credential_sections(settings, credentials))
-            files[REGISTRY_CONF] = render_ini(registry)
-    swift = _referenced_swift_stores(settings)
-    if swift:
-        files[SWIFT_REFERENCES] = render_references(
-            {store.id: swift_reference(settings, store, credentials.glance_password) for store in swift}
+@dataclass(frozen=True)
+class ConfigFile:
+    path: str
+    # The name of the step that writes it (`<node>-config-<step_name>`): part of the
+    # resource's URN in deployed stacks, so it never changes.
+    step_name: str
+    # Carries credentials: rendered inside the credentials' secret Output, never shown.
+    secret: bool
+    render: Render
+    # What the step was called before (pulumi.Alias): the same step, updated in place.
+    aliases: tuple[str, ...] = ()
+
+
+def config_files(settings: Settings) -> tuple[ConfigFile, ...]:
+    """Every file the node writes: those without a secret (which a preview may show) first."""
+    plain, secret = _glance_files(settings)
+    rbd = [store for store in settings.glance.stores if isinstance(store, RbdStore)]
+    conf_aliases, keyring_aliases = _rbd_aliases(rbd, {file.step_name for file in plain + secret})
+    ceph_confs = [
+        ConfigFile(
+            store_options.rbd_conf(store),
+            f"rbd-{store.id}",
+            False,
+            _of_store(store_options.ceph_conf_text, store),
+            conf_aliases[store.id],
         )
-    files.update({store.keyring_path: store.keyring_text() for store in _rbd_stores(settings)})
-    return files
+        for store in rbd
+    ]
+    keyrings = [
+        ConfigFile(
+            store_options.rbd_keyring(store),
+            f"rbd-{store.id}-keyring",
+            True,
+            _of_store(store_options.keyring_text, store),
+            keyring_aliases[store.id],
+        )
+        for store in rbd
+    ]
+    return (*plain, *ceph_confs, *secret, *keyrings)
+
+
+def _glance_files(settings: Settings) -> tuple[list[ConfigFile], list[ConfigFile]]:
+    """Glance's own files, without and with secrets: glance-api.conf and the credentials'
+    drop-in where the release reads one, else glance-api.conf (and glance-registry.conf) with
+    the credentials in them; the Swift references file."""
+    drop_in = credentials_path(settings)
+    plain: list[ConfigFile] = []
+    secret: list[ConfigFile] = []
+    if drop_in is not None:
+        plain.append(
+            ConfigFile(
+                API_CONF, "glance-api", False, lambda _, endpoint_id: render_ini(api_sections(settings, endpoint_id))
+            )
+        )
+        secret.append(
+            ConfigFile(
+                drop_in,
+                "credentials",
+                True,
+                _with_credentials(lambda credentials, _: render_ini(credential_sections(settings, credentials))),
+            )
+        )
+    else:
+        secret.append(
+            ConfigFile(
+                API_CONF,
+                "glance-api",
+                True,
+                _with_credentials(
+                    lambda credentials, endpoint_id: render_ini(effective_sections(settings, credentials, endpoint_id))
+                ),
+            )
+        )
+        if settings.profile.release.has_registry:
+            secret.append(
+                ConfigFile(
+                    REGISTRY_CONF,
+                    "glance-registry",
+                    True,
+                    _with_credentials(
+                        lambda credentials, _: render_ini(
+                            _overlay(registry_sections(settings), credential_sections(settings, credentials))
+                        )
+                    ),
+                )
+            )
+    swift = [s for s in settings.glance.stores if isinstance(s, SwiftStore) and not s.multi_tenant]
+    if swift:
+        secret.append(
+            ConfigFile(
+                SWIFT_REFERENCES,
+                "glance-pulumi-swift",
+                True,
+                _with_credentials(
+                    lambda credentials, _: render_references(
+                        {store.id: swift_reference(settings, store, credentials.glance_password) for store in swift}
+                    )
+                ),
+            )
+        )
+    return plain, secret
+
+
+def _of_store(text: Callable[[RbdStore], str], store: RbdStore) -> Render:
+    """A file rendered from the store alone (its key read only when the file is rendered)."""
+    return lambda _, __: text(store)
+
+
+def _with_credentials(render: Callable[[Credentials, str | None], str]) -> Render:
+    def checked(credentials: Credentials | None, endpoint_id: str | None) -> str:
+        if credentials is None:
+            raise ValueError("a file with secrets is rendered with the credentials")
+        return render(credentials, endpoint_id)
+
+    return checked
+
+
+def _rbd_aliases(rbd: list[RbdStore], taken: set[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """store id -> the old names of its ceph.conf step and of its keyring step.
+
+    An rbd store's steps were named after its files in the shared cephConf directory (e.g.
+    `ceph`, `ceph.client.glance.keyring`) before it had files of its own: those names stay
+    aliases, so an upgrade rewrites the step instead of deleting the old file (another Ceph
+    client's /etc/ceph/ceph.conf) after writing the new one. A name that two stores' files
+    would share, or that a step of Glance's own files has (`taken`), is nobody's alias."""
+    old = {store.id: [_legacy_step(path) for path in store_options.rbd_legacy_paths(store)] for store in rbd}
+    every = [name for names in old.values() for name in names]
+
+    def alias(name: str) -> tuple[str, ...]:
+        return (name,) if every.count(name) == 1 and name not in taken else ()
+
+    return {i: alias(names[0]) for i, names in old.items()}, {i: alias(names[1]) for i, names in old.items()}
+
+
+def _legacy_step(path: str) -> str:
+    """The step name of a file before rbd stores had their own: the file's name without .conf."""
+    if path.endswith(CREDENTIALS_FILE):
+        return "credentials"
+    return path.rsplit("/", 1)[-1].removesuffix(".conf")
 
 
 def swift_reference(settings: Settings, store: SwiftStore, glance_password: str) -> dict[str, str]:
     """The account a single-tenant Swift store puts images in, as glance_store reads it."""
     keystone = settings.keystone
-    return store.reference(
-        glance_password, settings.profile.release.domain_by_name, (keystone.domain_id, keystone.domain_name)
+    return store_options.swift_reference(
+        store, glance_password, settings.profile.release.domain_by_name, (keystone.domain_id, keystone.domain_name)
     )
-
-
-def config_files(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> dict[str, str]:
-    """Every file the node writes, path -> text."""
-    return {**plain_files(settings, limits_endpoint_id), **secret_files(settings, credentials, limits_endpoint_id)}
 
 
 def render_ini(sections: Sections) -> str:

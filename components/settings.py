@@ -328,7 +328,7 @@ def _stores(config: StackConfig, profile: Profile, keystone: KeystoneSettings) -
     if config.stores is None:
         # The guides' single file store, configured as they configure it.
         path = config.image_store_path or DEFAULT_STORE_PATH
-        return {"stores": (FileStore("file", path),), "default_store": "file", "multi_store": False}
+        return {"stores": (FileStore(id="file", path=path),), "default_store": "file", "multi_store": False}
     defaults = StoreDefaults(
         # Keystone v3 as Glance reaches it, and as the machine running Pulumi does.
         auth_url=f"{keystone.auth_url}/v3",

@@ -36,7 +36,7 @@ from pydantic.fields import FieldInfo
 
 from components import validators
 from components.profiles import LIBERTY, PROFILES, ZED, DbEngine, Profile, ProfileName
-from components.stores import SECRET_OPTIONS, STORE_TYPES, FileStoreConfig, StoreConfig
+from components.stores import SECRET_OPTIONS, STORE_TYPES, FileStore, StoreConfig
 
 NAMESPACE = "glance"
 
@@ -709,7 +709,7 @@ class StackConfig(BaseModel):
     def _check_store_files(self) -> Iterator[str]:
         """File stores do not share or nest directories."""
         assert self.stores is not None
-        paths = [(index, store.path) for index, store in enumerate(self.stores) if isinstance(store, FileStoreConfig)]
+        paths = [(index, store.path) for index, store in enumerate(self.stores) if isinstance(store, FileStore)]
         if len({path for _, path in paths}) < len(paths):
             yield "stores: two file stores have the same path; each needs its own directory"
         for index, path in paths:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, SecretStr
 
 # ---- control characters ------------------------------------------------------------------
 
@@ -434,6 +434,14 @@ def project_name(value: str) -> str:
     return value
 
 
+def swift_account(value: str) -> str:
+    """A Swift account as glance_store names it: project:user."""
+    project, colon, user = value.partition(":")
+    if not (project and colon and user) or value != value.strip():
+        raise ValueError("must be project:user, e.g. service:glance")
+    return value
+
+
 def cephx_id(value: str) -> str:
     """The cephx user id (client.<id>): part of a file name and a config section."""
     if value.startswith("client."):
@@ -461,6 +469,13 @@ def not_empty(value: str) -> str:
 
 
 # ---- secrets -------------------------------------------------------------------------------
+
+
+def not_empty_secret(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value():
+        raise ValueError("must not be empty")
+    return value
+
 
 _ARMOUR = re.compile(r"-----BEGIN ((?:OPENSSH |RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY)-----")
 _KEY_HOW = "set the key's text: `pulumi config set --secret glance:sshPrivateKey < ~/.ssh/id_ed25519`"
@@ -566,3 +581,4 @@ INT32_MAX = 2147483647
 Limit = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Name = Annotated[str, AfterValidator(name())]
 NotEmpty = Annotated[str, AfterValidator(not_empty)]
+NotEmptySecret = Annotated[SecretStr, AfterValidator(not_empty_secret)]

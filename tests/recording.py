@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -32,6 +33,8 @@ class Registration:
     protect: bool
     additional_secret_outputs: list[str]
     provider: str
+    # Each alias: {"urn": ...}, or its spec ({"name", "type", "parentUrn", "noParent"}, unset fields left out).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +75,14 @@ def _secret_fields(struct: struct_pb2.Struct) -> set[str]:
     return {key for key, value in struct.fields.items() if is_secret(value)}
 
 
+def _alias(alias: Any) -> dict[str, Any]:
+    if alias.HasField("spec"):
+        spec = alias.spec
+        fields = {"name": spec.name, "type": spec.type, "parentUrn": spec.parentUrn, "noParent": spec.noParent}
+        return {key: value for key, value in fields.items() if value}
+    return {"urn": alias.urn}
+
+
 class RecordingMonitor(mocks.MockMonitor):
     def __init__(self, resources: pulumi.runtime.Mocks, deployment: Deployment) -> None:
         super().__init__(resources)
@@ -93,15 +104,20 @@ class RecordingMonitor(mocks.MockMonitor):
                     protect=request.protect,
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     provider=request.provider,
+                    aliases=[_alias(alias) for alias in request.aliases],
                 )
             )
         return response
 
 
 def run_program(
-    config: Mapping[str, Any], resources: pulumi.runtime.Mocks, deployment: Deployment | None = None
+    config: Mapping[str, Any],
+    resources: pulumi.runtime.Mocks,
+    deployment: Deployment | None = None,
+    main: Path = program.ROOT / "__main__.py",
 ) -> Deployment:
     """lab.standin.program.run_program, recording into `deployment` (kept when the program fails)."""
     deployment = Deployment() if deployment is None else deployment
-    deployment.outputs.update(program.run_program(config, resources, RecordingMonitor(resources, deployment)))
+    monitor = RecordingMonitor(resources, deployment)
+    deployment.outputs.update(program.run_program(config, resources, monitor, main))
     return deployment

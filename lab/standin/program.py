@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import runpy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -36,10 +37,14 @@ def plain(value: Any) -> Any:
 
 
 def run_program(
-    config: Mapping[str, Any], resources: pulumi.runtime.Mocks, monitor: mocks.MockMonitor | None = None
+    config: Mapping[str, Any],
+    resources: pulumi.runtime.Mocks,
+    monitor: mocks.MockMonitor | None = None,
+    main: Path = ROOT / "__main__.py",
 ) -> dict[str, Any]:
-    """Run __main__.py once with `config` (keys without namespace; credentials count as set
-    with --secret), `resources` answering each registration; returns the stack's outputs."""
+    """Run `main` (the repository's __main__.py, or a program that composes it) once with `config`
+    (keys without namespace; credentials count as set with --secret), `resources` answering each
+    registration; returns the stack's outputs."""
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(resources, project="glance", stack="test", preview=False, monitor=monitor)
     raw = {f"glance:{key}": _config_text(value) for key, value in config.items()}
@@ -61,7 +66,7 @@ def run_program(
 
         pulumi.export = record_export
         try:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            runpy.run_path(str(main), run_name="__main__")
         finally:
             pulumi.export = original_export
         return pulumi.Output.all(**exports).apply(outputs.update)

@@ -103,7 +103,10 @@ class TestChangedHostKey:
         lab = deployed.target.lab
         assert isinstance(lab, Lab)
         impostor = Impostor(lab, tmp_path)
-        units = f"urn:pulumi:{STACK}::glance::glance:node:GlanceNode$command:remote:Command::glance-units"
+        units = (
+            f"urn:pulumi:{STACK}::glance::glance:service:GlanceService$glance:node:GlanceNode$command:remote:Command"
+            "::glance-units"
+        )
         with impostor.answering():
             with Timer(f"engine {STACK} (host keys): destroy refused by the step"):
                 deployed.cli(

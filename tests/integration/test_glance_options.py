@@ -22,15 +22,14 @@ from components.rendering import (
     API_CONF,
     RESERVED_STORES,
     Credentials,
-    config_files,
     credentials_path,
     effective_sections,
     render_ini,
 )
 from components.settings import Settings, load_settings
-from components.stores import SWIFT_REFERENCES
+from components.store_options import SWIFT_REFERENCES
 from tests.unit.harness import TEST_SECRETS, stack_config
-from tests.unit.test_stores import EVERY_TYPE
+from tests.unit.test_stores import EVERY_TYPE, files_of
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 VALIDATOR = "/usr/bin/oslo-config-validator"
@@ -173,7 +172,7 @@ def test_swift_references_read_back_exactly_through_glance_store(tmp_path: Path)
     }
     settings = settings_for_stores(list(hostile.values()))
     references = tmp_path / "glance-swift.conf"
-    references.write_text(config_files(settings, CREDENTIALS, ENDPOINT_ID)[SWIFT_REFERENCES])
+    references.write_text(files_of(settings, CREDENTIALS, ENDPOINT_ID)[SWIFT_REFERENCES])
     program = (
         "import json, sys\n"
         "from glance_store._drivers.swift.utils import SwiftConfigParser\n"
@@ -226,7 +225,7 @@ def test_authtoken_options_are_current_keystonemiddleware_names(variant: str) ->
 def test_liberty_files_use_names_glance_still_knows(path: str, tmp_path: Path) -> None:
     """Clear Linux follows its Liberty guide; Zed's registry still knows those names, the
     Liberty-only ones (auth_uri, auth_plugin) as deprecated aliases and nothing else."""
-    text = config_files(settings_for("clearlinux"), CREDENTIALS, None)[path]
+    text = files_of(settings_for("clearlinux"), CREDENTIALS, None)[path]
     result = validate(text, tmp_path)
     assert result.returncode == 0, result.stderr
     deprecated = {
@@ -253,7 +252,7 @@ def test_every_printable_password_reads_back_exactly_through_oslo_config(tmp_pat
         # directory, which oslo.config finds by itself for Glance's programs (here: --config-dir).
         drop_in = credentials_path(settings)
         assert drop_in is not None
-        files = config_files(settings, credentials, ENDPOINT_ID)
+        files = files_of(settings, credentials, ENDPOINT_ID)
         conf_dir = tmp_path / variant / "glance.conf.d"
         conf_dir.mkdir(parents=True)
         conf = tmp_path / variant / "glance-api.conf"

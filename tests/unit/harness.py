@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -132,9 +133,12 @@ def _with_test_keyring(item: dict[str, Any]) -> dict[str, Any]:
     return {"keyring": TEST_CEPH_KEY, **item} if item.get("type") == "rbd" else item
 
 
-def run_program(config: dict[str, Any], deployment: Deployment | None = None) -> Deployment:
+def run_program(
+    config: dict[str, Any], deployment: Deployment | None = None, main: Path = ROOT / "__main__.py"
+) -> Deployment:
+    """The program (or `main`, a program that composes it) under the mocks, every host presenting its pin."""
     with presenting(TEST_HOST_KEY):
-        return recording.run_program(config, GlanceMocks(), deployment)
+        return recording.run_program(config, GlanceMocks(), deployment, main)
 
 
 def run_stack(stack: str, **overrides: Any) -> Deployment:

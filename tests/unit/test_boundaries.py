@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
     "components": {"tests", "lab", "policy", "tools"},
     "__main__.py": {"tests", "lab", "policy", "tools"},
+    # A program that composes GlanceService uses the product only, as another repository would.
+    "examples": {"tests", "lab", "policy", "tools"},
     "policy": {"tests", "lab", "tools"},
     "lab": {"tests"},
     "tools": {"tests", "lab", "policy", "components"},

@@ -61,6 +61,7 @@ def test_the_three_variants_exist() -> None:
 def test_components_use_glance_tokens_and_own_their_children(deployment: Deployment) -> None:
     components = {r.urn: r for r in deployment.registrations if not r.custom}
     assert {r.type for r in components.values()} == {
+        "glance:service:GlanceService",
         "glance:passwords:ServicePasswords",
         "glance:database:GlanceDatabase",
         "glance:identity:GlanceIdentity",

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import configparser
 import json
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from components.node import _config_names, _StepName
-from components.rendering import (
-    API_CONF,
-    Credentials,
-    config_files,
-    plain_files,
-    secret_paths,
-)
+from components.rendering import API_CONF, Credentials, config_files
 from components.settings import ConfigError, Settings, load_settings
-from components.stores import SWIFT_REFERENCES
+from components.store_options import SWIFT_REFERENCES
+from components.stores import STORE_TYPES, Store
 from tests.unit.harness import (
     TEST_CEPH_KEY,
     TEST_SECRETS,
@@ -59,8 +53,11 @@ def parse(text: str) -> configparser.ConfigParser:
     return parser
 
 
-def files_of(settings: Settings) -> dict[str, str]:
-    return config_files(settings, CREDENTIALS, "endpoint-id")
+def files_of(
+    settings: Settings, credentials: Credentials = CREDENTIALS, endpoint_id: str | None = "endpoint-id"
+) -> dict[str, str]:
+    """path -> text of every file the node writes."""
+    return {file.path: file.render(credentials, endpoint_id) for file in config_files(settings)}
 
 
 # ---- rendering -------------------------------------------------------------------------
@@ -101,8 +98,11 @@ def test_store_secrets_stay_out_of_the_main_file() -> None:
     files = files_of(settings)
     assert "s3-secret" not in files[API_CONF] and TEST_CEPH_KEY not in files[API_CONF]
     assert parse(files[DROP_IN])["s3"]["s3_store_secret_key"] == "s3-secret"
-    assert secret_paths(settings) == (DROP_IN, SWIFT_REFERENCES, "/etc/ceph/glance-pulumi/ceph.keyring")
-    assert not any(TEST_CEPH_KEY in text or "glance-pw" in text for text in plain_files(settings, "e").values())
+    secret = [file.path for file in config_files(settings) if file.secret]
+    assert secret == [DROP_IN, SWIFT_REFERENCES, "/etc/ceph/glance-pulumi/ceph.keyring"]
+    # The files without a secret are rendered without the credentials.
+    plain = [file.render(None, "e") for file in config_files(settings) if not file.secret]
+    assert not any(TEST_CEPH_KEY in text or "glance-pw" in text for text in plain)
 
 
 def test_swift_account_is_the_glance_user_in_the_service_project_by_default() -> None:
@@ -357,12 +357,30 @@ def test_ceph_stack_writes_its_files_like_the_other_configs() -> None:
 def test_rbd_steps_keep_their_names_from_before_as_aliases() -> None:
     """Steps named after the files in /etc/ceph are the same steps now: an upgrade rewrites
     them in place instead of deleting the shared file after writing Glance's own."""
-    names = _config_names(load(stores=[RBD]))
-    assert names["/etc/ceph/glance-pulumi/ceph.conf"] == _StepName("rbd-ceph", ("ceph",))
-    assert names["/etc/ceph/glance-pulumi/ceph.keyring"] == _StepName(
-        "rbd-ceph-keyring", ("ceph.client.glance.keyring",)
-    )
-    assert names[API_CONF] == _StepName("glance-api")
+    names = {file.path: (file.step_name, file.aliases) for file in config_files(load(stores=[RBD]))}
+    assert names["/etc/ceph/glance-pulumi/ceph.conf"] == ("rbd-ceph", ("ceph",))
+    assert names["/etc/ceph/glance-pulumi/ceph.keyring"] == ("rbd-ceph-keyring", ("ceph.client.glance.keyring",))
+    assert names[API_CONF] == ("glance-api", ())
+
+
+def test_an_old_step_name_two_rbd_stores_share_is_neither_ones_alias() -> None:
+    names = {
+        file.step_name: file.aliases
+        for file in config_files(load(stores=[RBD, {**RBD, "id": "backup"}], defaultStore="ceph"))
+    }
+    assert names["rbd-ceph"] == names["rbd-backup"] == names["rbd-ceph-keyring"] == ()
+
+
+def test_the_store_types_are_the_models_tags() -> None:
+    """STORE_TYPES (the messages' list) and the models' `type` tags are one list."""
+    tags = tuple(model.model_fields["type"].default for model in get_args(Store))
+    assert tags == STORE_TYPES
+
+
+def test_a_swift_store_cannot_set_the_url_the_program_derives() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(stores=[{**SWIFT, "apiUrl": "http://keystone.example/v3"}])
+    assert "glance:stores[0].apiUrl is not a known key" in str(refused.value)
 
 
 def test_a_stores_change_restarts_glance() -> None:

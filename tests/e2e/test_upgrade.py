@@ -1,0 +1,81 @@
+"""An upgrade changes nothing it should not: a stack deployed by an earlier version of the
+program shows no changes in `pulumi preview` with this one (real engine, official plugins).
+
+The earlier version is a commit of this repository (PREVIOUS): its program files are
+checked out into the scratch project, lab-mariadb is deployed with them, then the project
+gets this checkout's files and the preview must be empty. Move PREVIOUS forward only with
+an upgrade note in the README when a change is meant to show in deployed stacks.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.controller import Lab
+from lab.stacks import PROJECT_FILES, REPO, PulumiCli
+from tests.e2e import checks
+from tests.e2e.conftest import Timer
+from tests.e2e.test_lab_stacks import EngineStack, engine_stack
+
+STACK = "lab-mariadb"
+# The components laid out as separate children of the stack, before GlanceService held them.
+PREVIOUS = "daf96d6"
+
+
+def place_program(project: Path, ref: str | None) -> None:
+    """The project's program files from commit `ref` (None: this checkout)."""
+    for name in PROJECT_FILES:
+        target = project / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    if ref is None:
+        for name in PROJECT_FILES:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, project / name)
+        return
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, *PROJECT_FILES], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        pytest.fail(f"cannot read commit {ref} of this repository (a full clone is needed): {archive.stderr!r}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(project, filter="data")
+
+
+@pytest.fixture(scope="class")
+def deployed(lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
+    try:
+        yield from engine_stack(STACK, lab_host, pulumi_cli, {})
+    finally:
+        place_program(pulumi_cli.cwd, None)
+
+
+@pytest.mark.e2e
+class TestUpgradeFromThePreviousVersion:
+    def test_the_previous_version_deploys(self, deployed: EngineStack) -> None:
+        place_program(deployed.pulumi.cwd, PREVIOUS)
+        with Timer(f"engine {STACK} (upgrade): up with {PREVIOUS}"):
+            deployed.cli("up", "--yes", "--skip-preview")
+        checks.assert_units_and_config_ownership(deployed.target)
+
+    def test_this_version_previews_no_changes(self, deployed: EngineStack) -> None:
+        place_program(deployed.pulumi.cwd, None)
+        changed = deployed.changed_steps()
+        assert changed == set(), changed
+        deployed.cli("preview", "--expect-no-changes")
+
+    def test_destroy_leaves_nothing(self, deployed: EngineStack) -> None:
+        deployed.cli("destroy", "--yes", "--skip-preview")
+        checks.assert_nothing_left(deployed.target)
