@@ -73,18 +73,37 @@ class GlanceDatabase(pulumi.ComponentResource):
         def account_stdin(password: str) -> str:
             return f"{admin_password}\n{mysql_account.ensure_account(db.user, password, db.name)}"
 
-        stdin: pulumi.Output[str] = pulumi.Output.secret(args.password.apply(account_stdin))
-        remote.Command(
+        self._secret_step(
             f"{name}-account",
-            connection=connection(db.ssh),
+            db,
             create=scripts.mysql_account_create(db.admin_user, db.user),
             delete=scripts.mysql_account_delete(db.admin_user, db.user),
-            stdin=stdin,
-            add_previous_output_in_env=False,
-            logging=remote.Logging.NONE,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[database], additional_secret_outputs=SECRET_OUTPUTS),
+            stdin=args.password.apply(account_stdin),
+            depends_on=[database],
         )
         return database.name
+
+    def _secret_step(
+        self,
+        name: str,
+        db: DatabaseSettings,
+        create: str,
+        delete: str,
+        stdin: pulumi.Output[str],
+        depends_on: list[pulumi.Resource],
+    ) -> remote.Command:
+        """A step on the database host whose standard input (and so its output) holds a secret."""
+        secret_stdin: pulumi.Output[str] = pulumi.Output.secret(stdin)
+        return remote.Command(
+            name,
+            connection=connection(db.ssh),
+            create=create,
+            delete=delete,
+            stdin=secret_stdin,
+            add_previous_output_in_env=False,
+            logging=remote.Logging.NONE,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, additional_secret_outputs=SECRET_OUTPUTS),
+        )
 
     def _postgresql(
         self, name: str, args: DatabaseArgs, child: pulumi.ResourceOptions, protected: pulumi.ResourceOptions
@@ -98,16 +117,13 @@ class GlanceDatabase(pulumi.ComponentResource):
             password, salt_base64 = values
             return postgresql_role.ensure_role(db.user, scram.verifier(password, base64.b64decode(salt_base64)))
 
-        stdin: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(args.password, salt.base64).apply(role_sql))
-        role = remote.Command(
+        role = self._secret_step(
             f"{name}-role",
-            connection=connection(db.ssh),
+            db,
             create=scripts.postgresql_role_create(db.user, db.port),
             delete=scripts.postgresql_role_delete(db.user, db.port),
-            stdin=stdin,
-            add_previous_output_in_env=False,
-            logging=remote.Logging.NONE,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=SECRET_OUTPUTS),
+            stdin=pulumi.Output.all(args.password, salt.base64).apply(role_sql),
+            depends_on=[],
         )
         after_role = pulumi.ResourceOptions(depends_on=[role])
         database = postgresql.Database(

@@ -98,15 +98,19 @@ class PulumiCli:
         )
 
 
+def copy_program(source: Path, project: Path) -> None:
+    """The program's files (PROJECT_FILES) from `source` into `project`."""
+    for name in PROJECT_FILES:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source / name, project / name)
+
+
 def scratch_project(project: Path, state: Path) -> PulumiCli:
     """The real CLI (scripts/pulumi) on a copy of the project in `project`, with its own file
     state backend in `state` and a fresh passphrase: runs that leave the checkout alone."""
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
+    copy_program(REPO, project)
     (project / "stacks").mkdir()
     (project / "venv").symlink_to(REPO / "venv")
     env = {"PULUMI_BACKEND_URL": state.as_uri(), "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24)}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lab.controller import Lab
-from lab.stacks import PROJECT_FILES, REPO, PulumiCli
+from lab.stacks import PROJECT_FILES, REPO, PulumiCli, copy_program
 from tests.e2e import checks
 from tests.e2e.conftest import Timer
 from tests.e2e.test_lab_stacks import EngineStack, engine_stack
@@ -40,12 +40,7 @@ def place_program(project: Path, ref: str | None) -> None:
         elif target.exists():
             target.unlink()
     if ref is None:
-        for name in PROJECT_FILES:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, project / name)
+        copy_program(REPO, project)
         return
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", "--format=tar", ref, *PROJECT_FILES], capture_output=True, check=False
