@@ -189,6 +189,13 @@ def _secret_option_line(value: SecretStr) -> SecretStr:
     return value
 
 
+def known_host_address(field: str) -> tuple[str, int | None]:
+    """The host field of a known_hosts line: (host, port), port None for `host` alone; ssh-keyscan
+    writes `[host]:port` for a port other than 22."""
+    bracketed = re.fullmatch(r"\[(.+)\]:(\d+)", field)
+    return (bracketed.group(1), int(bracketed.group(2))) if bracketed else (field, None)
+
+
 def _known_host(value: str) -> str:
     """`HOST TYPE BASE64`, a line as `ssh-keyscan -t ed25519 HOST` prints it (known_hosts form)."""
     how = "as `ssh-keyscan -t ed25519 HOST` prints it, its fingerprint checked out of band (`ssh-keygen -lf`)"
@@ -196,9 +203,7 @@ def _known_host(value: str) -> str:
     if len(fields) < 3 or fields[1] not in HOST_KEY_TYPES:
         raise ValueError(f"items must be `HOST TYPE BASE64` lines, TYPE one of {', '.join(HOST_KEY_TYPES)}, {how}")
     host, kind, key = fields[:3]
-    # ssh-keyscan writes [host]:port for a port other than 22.
-    bracketed = re.fullmatch(r"\[(.+)\]:\d+", host)
-    validators.host(bracketed.group(1) if bracketed else host)
+    validators.host(known_host_address(host)[0])
     try:
         blob = base64.b64decode(key, validate=True)
     except binascii.Error:
@@ -565,9 +570,8 @@ class StackConfig(BaseModel):
         """sshHostKeys as SSH address -> `TYPE BASE64`."""
         pins: dict[str, str] = {}
         for line in self.ssh_host_keys:
-            host, kind, key = line.split()
-            bracketed = re.fullmatch(r"\[(.+)\]:(\d+)", host)
-            pins[bracketed.group(1) if bracketed else host] = f"{kind} {key}"
+            field, kind, key = line.split()
+            pins[known_host_address(field)[0]] = f"{kind} {key}"
         return pins
 
     def _check_database(self) -> Iterator[str]:
@@ -622,8 +626,8 @@ class StackConfig(BaseModel):
         pins = self.pinned_host_keys
         if len(pins) < len(self.ssh_host_keys):
             yield "sshHostKeys: a host is listed twice; pin one key per host"
-        ports = {int(m.group(1)) for line in self.ssh_host_keys if (m := re.match(r"\[.+\]:(\d+) ", line))}
-        if ports - {self.ssh_port}:
+        ports = {known_host_address(line.split()[0])[1] for line in self.ssh_host_keys}
+        if ports - {None, self.ssh_port}:
             yield f"sshHostKeys: a [host]:port line names another port than sshPort ({self.ssh_port})"
         strangers = sorted(set(pins) - set(hosts))
         if strangers:

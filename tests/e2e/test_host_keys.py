@@ -6,6 +6,7 @@ controller changes. Putting the pinned key back lets the same `up` through.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,17 +60,13 @@ class Impostor:
             f"set -e; cp -p {HOST_KEY} {HOST_KEY}.pinned; cp -p {HOST_KEY}.pub {HOST_KEY}.pub.pinned; "
             f"cat > {HOST_KEY}; echo '{self.public}' > {HOST_KEY}.pub; systemctl restart ssh"
         )
-        self.lab.ssh("bash -c " + _quote(swap), input=self.key.read_text())
+        self.lab.ssh("bash -c " + shlex.quote(swap), input=self.key.read_text())
         try:
             yield
         finally:
             self.ssh(
                 f"mv -f {HOST_KEY}.pinned {HOST_KEY}; mv -f {HOST_KEY}.pub.pinned {HOST_KEY}.pub; systemctl restart ssh"
             )
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 @pytest.mark.e2e
