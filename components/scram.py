@@ -5,6 +5,10 @@ The Glance role is given a verifier instead of its password: the server stores a
 quoting is involved (pulumi-postgresql quotes role passwords in a way that stores a
 backslash twice). The salt is kept in state, so the same password always gives the same
 verifier and a re-run shows no change.
+
+Not `scramp` (pg8000's SCRAM library): its SASLprep raises on a control character or a
+mixed-direction password, where PostgreSQL falls back to the raw bytes; such passwords
+must keep working, and scramp would add asn1crypto for one PBKDF2 call.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Just enough of the Keystone and Glance APIs, spoken from the host."""
+"""Just enough of the Keystone and Glance APIs, spoken from the host.
+
+Standard library only, not keystoneauth1/openstacksdk: the stand-in runs from the program's
+own requirements, and the tests assert Glance's raw status codes and bodies, which an SDK
+turns into exceptions and objects.
+"""
 
 from __future__ import annotations
 
