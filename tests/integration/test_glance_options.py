@@ -35,6 +35,7 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 VALIDATOR = "/usr/bin/oslo-config-validator"
 NAMESPACES = [
     "castellan.config",
+    "glance",
     "glance.api",
     "glance.store",
     "glance.multi_store",
