@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal, assert_never, get_args
 
@@ -58,18 +59,18 @@ _PROPERTY_KEY = re.compile(r"[^,:\s][^,:]{0,254}")
 
 def _properties(value: dict[str, str]) -> dict[str, str]:
     if not value:
-        raise ValueError("properties: give at least one property to inject")
+        raise ValueError("give at least one property to inject, e.g. {hw_rng_model: virtio}")
     for key, text in value.items():
         if not _PROPERTY_KEY.fullmatch(key) or key != key.strip():
-            raise ValueError(f"properties: key {key!r} must be 1-255 characters without ',' or ':'")
+            raise ValueError(f"key {key!r} must be 1-255 characters without ',', ':' or surrounding spaces")
         if "," in text or text != text.strip():
-            raise ValueError(f"properties: the value of {key!r} may not contain ',' or surrounding spaces")
+            raise ValueError(f"the value of {key!r} may not contain ',' or surrounding spaces")
     return value
 
 
 def _role(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,255}", value):
-        raise ValueError("ignoreUserRoles: each role is letters, digits, '_', '.' or '-'")
+        raise ValueError("a role name is letters, digits, '_', '.' or '-'")
     return value
 
 
@@ -130,14 +131,14 @@ class ImportSettings:
 
 def import_sections(settings: ImportSettings, multi_store: bool) -> dict[str, dict[str, str]]:
     """The options import needs, by section."""
-    default = {"enabled_import_methods": ",".join(settings.methods)}
+    default = {"enabled_import_methods": _bounded(settings.methods)}
     if not multi_store:
         # Single-store Glance stages into node_staging_uri (upstream default file:///tmp/staging/);
         # multi-store uses the os_glance_staging_store section store_sections renders.
         default["node_staging_uri"] = f"file://{settings.staging_dir}"
     sections: dict[str, dict[str, str]] = {"DEFAULT": default}
     if settings.plugins:
-        sections["image_import_opts"] = {"image_import_plugins": ",".join(p.name for p in settings.plugins)}
+        sections["image_import_opts"] = {"image_import_plugins": _bounded(p.name for p in settings.plugins)}
     for plugin in settings.plugins:
         sections.update(_plugin_sections(plugin))
     if settings.web_download is not None:
@@ -163,9 +164,14 @@ def _plugin_sections(plugin: Plugin) -> dict[str, dict[str, str]]:
 
 
 def _filter_options(web: WebDownloadFilter) -> dict[str, str]:
-    options = {"allowed_schemes": ",".join(web.schemes), "allowed_ports": ",".join(map(str, web.ports))}
+    options = {"allowed_schemes": _bounded(web.schemes), "allowed_ports": _bounded(map(str, web.ports))}
     if web.allowed_hosts:
-        options["allowed_hosts"] = ",".join(web.allowed_hosts)
+        options["allowed_hosts"] = _bounded(web.allowed_hosts)
     else:
-        options["disallowed_hosts"] = ",".join(web.disallowed_hosts)
+        options["disallowed_hosts"] = _bounded(web.disallowed_hosts)
     return options
+
+
+def _bounded(items: Iterable[str]) -> str:
+    """A list option Glance declares with bounds=True, which refuses the list without its brackets."""
+    return f"[{','.join(items)}]"

@@ -191,7 +191,7 @@ class TestImportOnTwoHosts:
             default = _main_conf(target, host)["DEFAULT"]
             own.append(default["worker_self_reference_url"])
             assert own[-1] == checks.host_url(host)
-            assert default["enabled_import_methods"] == ",".join(METHODS)
+            assert default["enabled_import_methods"] == f"[{','.join(METHODS)}]"
         assert len(set(own)) == len(target.hosts)
 
     def test_info_import_lists_the_configured_methods(self, two_hosts: EngineStack) -> None:
