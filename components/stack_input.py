@@ -483,7 +483,7 @@ class StackConfig(BaseModel):
         False,
         description=(
             "Let webDownloadAllowedHosts open private (RFC 1918, fc00::/7), loopback or link-local addresses to "
-            "web-download, which are denied otherwise."
+            "web-download; without it such an item is refused. See [Image import](#image-import)."
         ),
     )
     worker_urls: list[HttpUrl] | None = derived(
