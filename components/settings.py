@@ -253,9 +253,11 @@ def _api_hosts(config: StackConfig, endpoints: Endpoints, ssh: Callable[[str], S
     if len(hosts) == 1:
         return (ApiHost(ssh(hosts[0]), endpoints.internal),)
     own = [f"http://{validators.url_host(host)}:{GLANCE_PORT}" for host in hosts]
+    # Only releases with import stage images (and know worker_self_reference_url).
+    self_urls = (config.worker_urls or own) if PROFILES[config.profile].release.has_import else [None] * len(hosts)
     return tuple(
         ApiHost(ssh(host), url, config.load_balancer_check_seconds, self_url)
-        for host, url, self_url in zip(hosts, own, config.worker_urls or own, strict=True)
+        for host, url, self_url in zip(hosts, own, self_urls, strict=True)
     )
 
 

@@ -686,12 +686,13 @@ class StackConfig(BaseModel):
         return self.import_methods or list(PROFILES[self.profile].release.import_methods)
 
     def _import_keys_set(self) -> list[str]:
-        """The import keys given other values than their defaults."""
-        given = [name for name in self.model_fields_set if name.startswith(("import_", "web_download_"))]
+        """The import keys given other values than their defaults, in declaration order."""
         return [
             KEYS_BY_FIELD[name]
-            for name in given
-            if getattr(self, name) != StackConfig.model_fields[name].get_default(call_default_factory=True)
+            for name, field in StackConfig.model_fields.items()
+            if name in self.model_fields_set
+            and name.startswith(("import_", "web_download_", "worker_urls"))
+            and getattr(self, name) != field.get_default(call_default_factory=True)
         ]
 
     def _check_import(self, profile: Profile) -> Iterator[str]:

@@ -160,6 +160,15 @@ def test_worker_urls_given_by_the_operator() -> None:
     assert urls == given
 
 
+def test_liberty_hosts_get_no_worker_url() -> None:
+    config = {**stack_config("clearlinux"), **TEST_SECRETS, **pinned(*HOSTS), "apiHosts": HOSTS, "publicUrl": LB}
+    config |= {"stores": [SWIFT], "defaultStore": "", "internalUrl": "", "adminUrl": ""}
+    deployment = run_program(config)
+    for node in ("glance", "glance-2"):
+        text = plain(deployment.named(f"{node}-config-glance-api").inputs["stdin"])
+        assert "worker_self_reference_url" not in text, node
+
+
 def test_one_host_sets_no_worker_url() -> None:
     assert "worker_self_reference_url" not in rendered()["DEFAULT"]
 
@@ -319,6 +328,12 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         "glance:webDownloadAllowedPorts[0] Input should be greater than or equal to 1",
     ),
     ("a host with a space", "debian", {"webDownloadDisallowedHosts": ["a b"]}, "glance:webDownloadDisallowedHosts[0]"),
+    (
+        "worker URLs on Liberty",
+        "clearlinux",
+        {"apiHosts": HOSTS, "workerUrls": ["http://g1:9292", "http://g2:9292"]},
+        "glance:workerUrls Glance liberty (profile clearlinux) has no interoperable image import",
+    ),
     (
         "worker URLs on one host",
         "debian",
