@@ -67,11 +67,17 @@ class GlanceNode(pulumi.ComponentResource):
         settings = args.settings
         profile = settings.profile
         self._connection = connection(args.host.ssh)
-        files = rendering.config_files(settings)
+        files = rendering.config_files(settings, args.host)
+        image_import = settings.glance.image_import
 
         install = self._command(
             f"{name}-install",
-            create=scripts.install(profile, settings.database.engine, [s.type for s in settings.glance.stores]),
+            create=scripts.install(
+                profile,
+                settings.database.engine,
+                [s.type for s in settings.glance.stores],
+                profile.conversion_packages if image_import is not None and image_import.converts else (),
+            ),
             delete=scripts.uninstall(profile),
         )
         directories = [
@@ -88,7 +94,8 @@ class GlanceNode(pulumi.ComponentResource):
             for store in settings.glance.stores
             if isinstance(store, FileStore)
         ]
-        if settings.glance.multi_store:
+        if settings.glance.multi_store or image_import is not None:
+            # Glance's own staging and task directories, never the upstream default /tmp/staging.
             directories.append(
                 self._command(
                     f"{name}-work-dirs",

@@ -42,6 +42,14 @@ class Release:
     # (enabled_backends, one section per store) or only [glance_store]'s single-store form.
     store_types: frozenset[StoreType]
     multi_store: bool
+    # Interoperable image import (Queens and later): the methods enabled by default and the
+    # output formats of the image_conversion plugin; empty: the release has no import.
+    import_methods: tuple[str, ...] = ()
+    conversion_formats: tuple[str, ...] = ()
+
+    @property
+    def has_import(self) -> bool:
+        return bool(self.import_methods)
 
 
 LIBERTY = Release(
@@ -75,6 +83,8 @@ ZED = Release(
     service_description="OpenStack Image",
     store_types=frozenset({"file", "swift", "rbd", "s3", "cinder"}),
     multi_store=True,
+    import_methods=("glance-direct", "web-download", "copy-image"),
+    conversion_formats=("raw", "qcow2", "vmdk"),
 )
 
 
@@ -90,6 +100,8 @@ class Profile:
     db_driver_packages: dict[DbEngine, tuple[str, ...]]
     # The client libraries each store type's driver imports (absent: nothing extra).
     store_packages: Mapping[StoreType, tuple[str, ...]]
+    # What the image_conversion plugin runs (qemu-img), installed when the plugin is enabled.
+    conversion_packages: tuple[str, ...]
     # Shell lines; $packages is replaced by the packages plus the engine's driver packages.
     install_commands: tuple[str, ...]
     # A shell command that prints the packages present on the host, one name a line: the
@@ -119,6 +131,8 @@ CLEAR_LINUX = Profile(
     db_driver_packages={"mysql": (), "postgresql": ()},
     # The openstack-image bundle carries every driver's client library.
     store_packages={},
+    # Liberty has no import plugins.
+    conversion_packages=(),
     install_commands=("clr_bundle_add $packages",),
     # swupd tracks each installed bundle by a file of this directory.
     package_query="ls -1 /usr/share/clear/bundles",
@@ -154,6 +168,7 @@ RHEL = Profile(
         "s3": ("python3-boto3",),
         "cinder": ("python3-os-brick", "python3-cinderclient"),
     },
+    conversion_packages=("qemu-img",),
     # Without crb, python3-pyxattr is unavailable and the install fails.
     install_commands=("yum config-manager --set-enabled crb", "yum install -y $packages"),
     package_query="rpm -qa --qf '%{NAME}\\n'",
@@ -192,6 +207,7 @@ DEBIAN = Profile(
         "s3": ("python3-boto3",),
         "cinder": ("python3-os-brick", "python3-cinderclient"),
     },
+    conversion_packages=("qemu-utils",),
     # A deploy interrupted during the install leaves dpkg half done: finish that first (a
     # no-op otherwise), and wait for the package lock rather than fail on it. Try the cached
     # package lists first: a controller without a mirror still installs from its local

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from components import store_options
-from components.settings import Settings
+from components.image_import import import_sections
+from components.settings import ApiHost, Settings
 from components.store_options import SWIFT_REFERENCES
 from components.stores import STAGING_DIR, TASKS_DIR, RbdStore, SwiftStore
 
@@ -91,11 +92,17 @@ def credential_sections(settings: Settings, credentials: Credentials) -> Section
     return sections
 
 
-def api_sections(settings: Settings, limits_endpoint_id: str | None) -> Sections:
-    """glance-api.conf without its credentials (see credential_sections)."""
+def api_sections(settings: Settings, limits_endpoint_id: str | None, host: ApiHost | None = None) -> Sections:
+    """glance-api.conf of one API host without its credentials (see credential_sections)."""
     sections: Sections = {"DEFAULT": {}}
     if settings.glance.debug:
         sections["DEFAULT"]["debug"] = "True"
+    if host is not None and host.self_url is not None:
+        # Where another API host proxies the import of an image this host staged.
+        sections["DEFAULT"]["worker_self_reference_url"] = host.self_url
+    if settings.glance.show_direct_url:
+        # Nova and Cinder on Ceph clone an rbd image copy-on-write only when Glance shows its location.
+        sections["DEFAULT"]["show_image_direct_url"] = "True"
     if settings.limits is not None:
         # The Zed guide's text says use_keystone_quotas; the option Glance reads is this one.
         sections["DEFAULT"]["use_keystone_limits"] = "True"
@@ -105,6 +112,8 @@ def api_sections(settings: Settings, limits_endpoint_id: str | None) -> Sections
     # Without the keystone flavor the paste pipeline skips authtoken: an open API.
     sections["paste_deploy"] = {"flavor": "keystone"}
     sections.update(store_sections(settings))
+    if settings.glance.image_import is not None:
+        sections = _overlay(sections, import_sections(settings.glance.image_import, settings.glance.multi_store))
     if settings.limits is not None:
         sections["oslo_limit"] = oslo_limit_section(settings, limits_endpoint_id)
     return _overlay(sections, settings.glance.extra_options)
@@ -153,9 +162,11 @@ def registry_sections(settings: Settings) -> Sections:
     }
 
 
-def effective_sections(settings: Settings, credentials: Credentials, limits_endpoint_id: str | None) -> Sections:
+def effective_sections(
+    settings: Settings, credentials: Credentials, limits_endpoint_id: str | None, host: ApiHost | None = None
+) -> Sections:
     """glance-api's options as it reads them: the main file with the credentials over it."""
-    return _overlay(api_sections(settings, limits_endpoint_id), credential_sections(settings, credentials))
+    return _overlay(api_sections(settings, limits_endpoint_id, host), credential_sections(settings, credentials))
 
 
 def credentials_path(settings: Settings) -> str | None:
@@ -187,9 +198,9 @@ class ConfigFile:
     aliases: tuple[str, ...] = ()
 
 
-def config_files(settings: Settings) -> tuple[ConfigFile, ...]:
-    """Every file the node writes: those without a secret (which a preview may show) first."""
-    plain, secret = _glance_files(settings)
+def config_files(settings: Settings, host: ApiHost | None = None) -> tuple[ConfigFile, ...]:
+    """Every file the node of `host` writes: those without a secret (which a preview may show) first."""
+    plain, secret = _glance_files(settings, host)
     rbd = [store for store in settings.glance.stores if isinstance(store, RbdStore)]
     conf_aliases, keyring_aliases = _rbd_aliases(rbd, {file.step_name for file in plain + secret})
     ceph_confs = [
@@ -215,7 +226,7 @@ def config_files(settings: Settings) -> tuple[ConfigFile, ...]:
     return (*plain, *ceph_confs, *secret, *keyrings)
 
 
-def _glance_files(settings: Settings) -> tuple[list[ConfigFile], list[ConfigFile]]:
+def _glance_files(settings: Settings, host: ApiHost | None) -> tuple[list[ConfigFile], list[ConfigFile]]:
     """Glance's own files, without and with secrets: glance-api.conf and the credentials'
     drop-in where the release reads one, else glance-api.conf (and glance-registry.conf) with
     the credentials in them; the Swift references file."""
@@ -225,7 +236,10 @@ def _glance_files(settings: Settings) -> tuple[list[ConfigFile], list[ConfigFile
     if drop_in is not None:
         plain.append(
             ConfigFile(
-                API_CONF, "glance-api", False, lambda _, endpoint_id: render_ini(api_sections(settings, endpoint_id))
+                API_CONF,
+                "glance-api",
+                False,
+                lambda _, endpoint_id: render_ini(api_sections(settings, endpoint_id, host)),
             )
         )
         secret.append(
@@ -243,7 +257,9 @@ def _glance_files(settings: Settings) -> tuple[list[ConfigFile], list[ConfigFile
                 "glance-api",
                 True,
                 _with_credentials(
-                    lambda credentials, endpoint_id: render_ini(effective_sections(settings, credentials, endpoint_id))
+                    lambda credentials, endpoint_id: render_ini(
+                        effective_sections(settings, credentials, endpoint_id, host)
+                    )
                 ),
             )
         )

@@ -73,7 +73,11 @@ _RECORD = (
 
 
 def install(
-    profile: Profile, engine: DbEngine, store_types: Iterable[StoreType] = (), state_dir: str = STATE_DIR
+    profile: Profile,
+    engine: DbEngine,
+    store_types: Iterable[StoreType] = (),
+    extra_packages: Iterable[str] = (),
+    state_dir: str = STATE_DIR,
 ) -> str:
     """Install the packages; record in the state directory the ones that were not there before.
 
@@ -81,7 +85,9 @@ def install(
     completes, so the run after an interrupted one still knows which packages are its own.
     """
     store_packages = [package for kind in store_types for package in profile.store_packages.get(kind, ())]
-    packages = _words(dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages)))
+    packages = _words(
+        dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages, *extra_packages))
+    )
     return _join(
         STRICT,
         *_state(state_dir),

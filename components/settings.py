@@ -10,13 +10,15 @@ Nothing else in the program reads config.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from components import validators
+from components.image_import import METADATA_HOSTS, ImportSettings, WebDownloadFilter
 from components.profiles import PROFILES, DbEngine, Profile
 from components.stack_input import (
     DB_PORTS,
@@ -33,7 +35,7 @@ from components.stack_input import (
     parse_config,
     read_config,
 )
-from components.stores import FileStore, Store, StoreDefaults, resolve
+from components.stores import STAGING_DIR, FileStore, RbdStore, S3Store, Store, StoreDefaults, SwiftStore, resolve
 from components.validators import Checksum
 
 # NAMESPACE, SECRET_KEYS and ConfigError are stack_input's, still importable from here as before
@@ -76,6 +78,9 @@ class ApiHost:
     api_url: str
     # How long the gate waits once the host answers, for the load balancer to see it.
     settle_seconds: int = 0
+    # With several hosts: this host's own URL (worker_self_reference_url), which it records on
+    # the images it stages, so that another host proxies their import here.
+    self_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,10 @@ class GlanceSettings:
     extra_options: Mapping[str, Mapping[str, str]]
     # apiSecretOptions: rendered with the credentials, never into the plain file.
     secret_options: Mapping[str, Mapping[str, SecretStr]]
+    # Interoperable import; None where the release has none (Liberty).
+    image_import: ImportSettings | None = None
+    # show_image_direct_url: where the default store is rbd, so Ceph clients clone images in place.
+    show_direct_url: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,7 +197,6 @@ def read_settings() -> Settings:
 
 def derive(config: StackConfig) -> Settings:
     profile = PROFILES[config.profile]
-    hosts = config.hosts
     pins = config.pinned_host_keys
 
     def ssh(host: str) -> SshTarget:
@@ -204,17 +212,11 @@ def derive(config: StackConfig) -> Settings:
     controller = validators.url_host(config.controller_host)
     endpoints = _endpoints(config, controller)
     keystone = _keystone(config, profile, controller)
+    stores = _stores(config, profile, keystone)
+    default_store = next(store for store in stores["stores"] if store.id == stores["default_store"])
     return Settings(
         profile=profile,
-        api_hosts=tuple(
-            # Each host's readiness gate checks the host itself, not the load balancer.
-            ApiHost(ssh(host), endpoints.internal)
-            if len(hosts) == 1
-            else ApiHost(
-                ssh(host), f"http://{validators.url_host(host)}:{GLANCE_PORT}", config.load_balancer_check_seconds
-            )
-            for host in hosts
-        ),
+        api_hosts=_api_hosts(config, endpoints, ssh),
         database=_database(config, profile, ssh(config.database_ssh_host)),
         keystone=keystone,
         limits=LimitsSettings(
@@ -226,7 +228,7 @@ def derive(config: StackConfig) -> Settings:
         else None,
         glance=GlanceSettings(
             endpoints=endpoints,
-            **_stores(config, profile, keystone),
+            **stores,
             memcached_servers=tuple(config.memcached_servers),
             debug=config.debug,
             extra_options=_option_sections(config.api_options),
@@ -236,10 +238,71 @@ def derive(config: StackConfig) -> Settings:
                     line.get_secret_value() for line in config.api_secret_options
                 ).items()
             },
+            image_import=_image_import(config, profile, stores["stores"]),
+            show_direct_url=default_store.type == "rbd",
         ),
         image=_image(config),
         protect_data=config.protect_data,
     )
+
+
+def _api_hosts(config: StackConfig, endpoints: Endpoints, ssh: Callable[[str], SshTarget]) -> tuple[ApiHost, ...]:
+    """One host: its gate checks the internal endpoint. Several: each host's gate checks the host
+    itself, not the load balancer, and each has its own worker URL."""
+    hosts = config.hosts
+    if len(hosts) == 1:
+        return (ApiHost(ssh(hosts[0]), endpoints.internal),)
+    own = [f"http://{validators.url_host(host)}:{GLANCE_PORT}" for host in hosts]
+    # Only releases with import stage images (and know worker_self_reference_url).
+    self_urls = (config.worker_urls or own) if PROFILES[config.profile].release.has_import else [None] * len(hosts)
+    return tuple(
+        ApiHost(ssh(host), url, config.load_balancer_check_seconds, self_url)
+        for host, url, self_url in zip(hosts, own, self_urls, strict=True)
+    )
+
+
+def _image_import(config: StackConfig, profile: Profile, stores: tuple[Store, ...]) -> ImportSettings | None:
+    if not profile.release.has_import:
+        return None
+    methods = tuple(config.enabled_import_methods)
+    web_download = None
+    if "web-download" in methods:
+        web_download = WebDownloadFilter(
+            schemes=tuple(config.web_download_allowed_schemes),
+            ports=tuple(config.web_download_allowed_ports),
+            allowed_hosts=tuple(config.web_download_allowed_hosts),
+            disallowed_hosts=tuple(
+                dict.fromkeys([*config.web_download_disallowed_hosts, *_service_hosts(config, stores)])
+            ),
+        )
+    return ImportSettings(methods, tuple(config.import_plugins), web_download, STAGING_DIR)
+
+
+def _service_hosts(config: StackConfig, stores: tuple[Store, ...]) -> list[str]:
+    """What web-download must never fetch from unless allowed by name: the stack's own hosts and
+    the services Glance talks to (an SSRF would reach them from inside), localhost, and the cloud
+    metadata addresses."""
+    urls = [config.public_url, config.internal_url, config.admin_url, config.keystone_url, config.keystone_auth_url]
+    urls += [store.auth_url for store in stores if isinstance(store, SwiftStore)]
+    urls += [store.endpoint for store in stores if isinstance(store, S3Store)]
+    monitors = [monitor for store in stores if isinstance(store, RbdStore) for monitor in store.mon_hosts]
+    hosts = [
+        "localhost",
+        *METADATA_HOSTS,
+        config.controller_host,
+        *config.hosts,
+        config.database_host,
+        *(urlsplit(url).hostname or "" for url in urls if url),
+        *(_host_of(server) for server in [*config.memcached_servers, *monitors]),
+    ]
+    return [host for host in dict.fromkeys(hosts) if host]
+
+
+def _host_of(address: str) -> str:
+    """The host of `host`, `host:port` or `[v6]:port`."""
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
 
 
 def _endpoints(config: StackConfig, controller: str) -> Endpoints:

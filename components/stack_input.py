@@ -35,6 +35,16 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
 from components import validators
+from components.image_import import (
+    IMPORT_METHODS,
+    PLUGIN_NAMES,
+    WEB_DOWNLOAD_SCHEMES,
+    ImageConversion,
+    Method,
+    PluginConfig,
+    WebDownloadScheme,
+    closed_address,
+)
 from components.profiles import LIBERTY, PROFILES, ZED, DbEngine, Profile, ProfileName
 from components.stores import SECRET_OPTIONS, STORE_TYPES, FileStore, StoreConfig
 
@@ -432,6 +442,55 @@ class StackConfig(BaseModel):
         "imageStorePath. See [Image stores](#image-stores)."
     )
     default_store: str | None = derived("Id of the store new images go to (required with several stores).")
+    import_methods: list[Method] | None = derived(
+        f"Interoperable image import methods to enable: {', '.join(f'`{m}`' for m in IMPORT_METHODS)}, each once "
+        f"(default: the release's, {', '.join(ZED.import_methods)} on Zed; Liberty has no import). See "
+        "[Image import](#image-import)."
+    )
+    import_plugins: list[PluginConfig] = Field(
+        default_factory=list,
+        description=(
+            f"Import plugins, in the order they run, each {{name, ...options}}; name one of {', '.join(PLUGIN_NAMES)}, "
+            "each once. `image_conversion`: `outputFormat` (raw; the release's formats, Zed raw, qcow2 or vmdk), "
+            "installs qemu-img on the API hosts. `inject_image_metadata`: `properties` (an object of key: value), "
+            "`ignoreUserRoles` ([admin]). See [Image import](#image-import)."
+        ),
+    )
+    web_download_allowed_schemes: Annotated[list[WebDownloadScheme], Field(min_length=1)] = Field(
+        default_factory=lambda: list(WEB_DOWNLOAD_SCHEMES),
+        description="URL schemes web-download may fetch: http and/or https, at least one.",
+    )
+    web_download_allowed_ports: Annotated[list[Port], Field(min_length=1)] = Field(
+        default_factory=lambda: [80, 443],
+        description="Ports web-download may fetch from, 1-65535, at least one (Glance's default [80, 443]).",
+    )
+    web_download_allowed_hosts: list[HostName] = Field(
+        default_factory=list,
+        description=(
+            "The only hosts web-download may fetch from (hosts); empty: any host but the disallowed ones. A "
+            "private, loopback or link-local address needs webDownloadAllowPrivate. Not with "
+            "webDownloadDisallowedHosts (Glance would ignore those)."
+        ),
+    )
+    web_download_disallowed_hosts: list[HostName] = Field(
+        default_factory=list,
+        description=(
+            "Hosts web-download may not fetch from, beside the ones the program always denies (the stack's own "
+            "hosts and services, localhost, cloud metadata addresses); used when webDownloadAllowedHosts is empty."
+        ),
+    )
+    web_download_allow_private: bool = Field(
+        False,
+        description=(
+            "Let webDownloadAllowedHosts open private (RFC 1918, fc00::/7), loopback or link-local addresses to "
+            "web-download; without it such an item is refused. See [Image import](#image-import)."
+        ),
+    )
+    worker_urls: list[HttpUrl] | None = derived(
+        "With several apiHosts: each host's own Glance URL (worker_self_reference_url), in apiHosts order, "
+        f"distinct, not the load balancer's (default http://apiHost:{GLANCE_PORT}); the other API hosts must reach "
+        "it. See [Several API hosts](#several-api-hosts)."
+    )
     memcached_servers: list[Annotated[str, AfterValidator(validators.memcached_server)]] = Field(
         default_factory=list,
         description=(
@@ -530,6 +589,8 @@ class StackConfig(BaseModel):
             *self._check_database(),
             *self._check_identity(),
             *self._check_image(profile),
+            *self._check_import(profile),
+            *self._check_worker_urls(),
         ]
         if self.keystone_limits and not profile.release.supports_keystone_limits:
             problems.append(
@@ -619,6 +680,86 @@ class StackConfig(BaseModel):
             )
         if profile.release.name == "liberty" and self.image_visibility not in ("public", "private"):
             yield f"imageVisibility: Glance liberty knows public and private images only, not {self.image_visibility}"
+
+    @property
+    def enabled_import_methods(self) -> list[str]:
+        return self.import_methods or list(PROFILES[self.profile].release.import_methods)
+
+    def _import_keys_set(self) -> list[str]:
+        """The import keys given other values than their defaults, in declaration order."""
+        return [
+            KEYS_BY_FIELD[name]
+            for name, field in StackConfig.model_fields.items()
+            if name in self.model_fields_set
+            and name.startswith(("import_", "web_download_", "worker_urls"))
+            and getattr(self, name) != field.get_default(call_default_factory=True)
+        ]
+
+    def _check_import(self, profile: Profile) -> Iterator[str]:
+        release = profile.release
+        if not release.has_import:
+            for key in self._import_keys_set():
+                yield (
+                    f"{key}: Glance {release.name} (profile {profile.name}) has no interoperable image import (it came "
+                    "with Queens); remove it"
+                )
+            return
+        methods = self.enabled_import_methods
+        if len(set(methods)) < len(methods):
+            yield "importMethods: a method is listed twice; list each once"
+        names = [plugin.name for plugin in self.import_plugins]
+        if len(set(names)) < len(names):
+            yield "importPlugins: a plugin is listed twice; list each once"
+        for index, plugin in enumerate(self.import_plugins):
+            if isinstance(plugin, ImageConversion) and plugin.output_format not in release.conversion_formats:
+                yield (
+                    f"importPlugins[{index}].outputFormat: Glance {release.name} converts to "
+                    f"{', '.join(release.conversion_formats)}, not {plugin.output_format!r}"
+                )
+        if "web-download" not in methods:
+            for key in self._import_keys_set():
+                if key.startswith("webDownload"):
+                    yield f"{key}: only used with web-download in importMethods"
+            return
+        if self.web_download_allowed_hosts and self.web_download_disallowed_hosts:
+            yield (
+                "webDownloadDisallowedHosts: Glance ignores disallowed hosts beside webDownloadAllowedHosts (only the "
+                "allowed ones are fetched from); give one of the two"
+            )
+        if self.web_download_allow_private and not self.web_download_allowed_hosts:
+            yield (
+                "webDownloadAllowPrivate: opens the addresses listed in webDownloadAllowedHosts; list the private "
+                "hosts web-download may fetch from there"
+            )
+        if not self.web_download_allow_private:
+            for index, host in enumerate(self.web_download_allowed_hosts):
+                if closed_address(host):
+                    yield (
+                        f"webDownloadAllowedHosts[{index}]: {host} is a private, loopback or link-local address, "
+                        "which web-download may fetch from only if you open it: set webDownloadAllowPrivate: true"
+                    )
+
+    def _check_worker_urls(self) -> Iterator[str]:
+        """Each API host records its own URL on the images it stages; another host proxies the
+        import there, so the URLs must tell the hosts apart."""
+        if self.worker_urls is None:
+            return
+        hosts = self.hosts
+        if len(hosts) == 1:
+            yield "workerUrls: only used with several apiHosts (one host imports what it staged itself)"
+            return
+        if len(self.worker_urls) != len(hosts):
+            yield (
+                f"workerUrls: give one URL per API host, in apiHosts order ({len(hosts)}), not {len(self.worker_urls)}"
+            )
+        if len(set(self.worker_urls)) < len(self.worker_urls):
+            yield "workerUrls: a URL is listed twice; each API host needs its own"
+        shared = {self.public_url, self.internal_url, self.admin_url} & set(self.worker_urls)
+        if shared:
+            yield (
+                f"workerUrls: {', '.join(sorted(u for u in shared if u))} is the load balancer's (an image endpoint); "
+                "each host's own URL is needed, or an import would be proxied back to any host"
+            )
 
     def _check_host_keys(self) -> Iterator[str]:
         """Every SSH host has one pinned key (unless the stack opts out), and no key pins a stranger."""
@@ -815,6 +956,7 @@ def _key(name: str, field: FieldInfo) -> Key:
 
 # Every key by its stack file name (camelCase, without the namespace), in declaration order.
 KEYS: Mapping[str, Key] = {key.name: key for key in (_key(*item) for item in StackConfig.model_fields.items())}
+KEYS_BY_FIELD: Mapping[str, str] = {name: to_camel(name) for name in StackConfig.model_fields}
 # The credentials: keys whose type holds a SecretStr.
 SECRET_KEYS = frozenset(name for name, key in KEYS.items() if key.secret)
 
@@ -891,14 +1033,22 @@ def _plaintext_store_secrets(stores: Any) -> list[str]:
     ]
 
 
+# Keys whose items are tagged unions: the tag's field and its values.
+TAGGED_ITEMS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "stores": ("type", STORE_TYPES),
+    "importPlugins": ("name", PLUGIN_NAMES),
+}
+
+
 def _location(loc: tuple[Any, ...]) -> list[str]:
     """Pydantic's error location as the stack file spells it: stores[1].keyring, not
     stores.1.rbd.keyring (the union tag it inserts after the index is left out)."""
     parts: list[str] = []
+    tags = TAGGED_ITEMS[loc[0]][1] if loc and loc[0] in TAGGED_ITEMS else ()
     for index, part in enumerate(loc):
         if isinstance(part, int) and parts:
             parts[-1] += f"[{part}]"
-        elif index >= 2 and loc[0] == "stores" and isinstance(loc[index - 1], int) and part in STORE_TYPES:
+        elif index >= 2 and isinstance(loc[index - 1], int) and part in tags:
             continue
         else:
             parts.append(str(part))
@@ -910,8 +1060,9 @@ def _describe(error: Any) -> list[str]:
     location = _location(tuple(error["loc"]))
     message: str = error["msg"]
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        location.append("type")
-        message = f"must be one of: {', '.join(STORE_TYPES)}"
+        tag, values = TAGGED_ITEMS[location[0].split("[")[0]]
+        location.append(tag)
+        message = f"must be one of: {', '.join(values)}"
     elif error["type"] == "extra_forbidden":
         message = "is not a known key (see the README's stack config reference)"
     elif error["type"] == "missing":
@@ -919,7 +1070,7 @@ def _describe(error: Any) -> list[str]:
         message = "is required" + (" (set it with `pulumi config set --secret`)" if secret else "")
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
-        if location and location[-1].startswith("stores["):
+        if location and location[-1].startswith(tuple(f"{key}[" for key in TAGGED_ITEMS)):
             # An item's own rule names the item's keys: "keyring: must be ..."
             keys, _, message = message.partition(": ")
             location[-1] += f".{keys}"

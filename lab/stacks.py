@@ -191,17 +191,18 @@ def write_stack(
     image: Path,
     secrets: Mapping[str, str] | None = None,
     like: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Select (creating if needed) stack `name` and write its lab config (that of lab stack
-    `like`, default `name`), plus any further `secrets` (key -> value, set with --secret);
-    returns the file."""
+    `like`, default `name`, with the plain keys of `overrides` over it), plus any further
+    `secrets` (key -> value, set with --secret); returns the file."""
     template = like or name
     pulumi.run("stack", "select", "--create", "--secrets-provider", "passphrase", name)
     stack_file = pulumi.cwd / "stacks" / f"Pulumi.{name}.yaml"
     salt = re.search(r"^encryptionsalt:\s*(\S+)", stack_file.read_text(), re.MULTILINE)
     document: dict[str, Any] = {"encryptionsalt": salt.group(1)} if salt else {}
     # JSON is YAML: a generated file needs no YAML library.
-    document["config"] = plain_config(template, connection, image)
+    document["config"] = {**plain_config(template, connection, image), **(overrides or {})}
     stack_file.write_text(json.dumps(document, indent=2) + "\n")
     for key, value in {**secret_config(template, connection), **(secrets or {})}.items():
         pulumi.run("config", "set", "--secret", "--stack", name, key, stdin=value)

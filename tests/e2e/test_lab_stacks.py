@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,9 +68,16 @@ class EngineStack:
         self.pulumi.run("config", "set", "--stack", self.target.stack, key, value)
 
 
-def engine_stack(stack: str, lab: checks.LabHost, pulumi: PulumiCli, secrets: dict[str, str]) -> Iterator[EngineStack]:
+def engine_stack(
+    stack: str,
+    lab: checks.LabHost,
+    pulumi: PulumiCli,
+    secrets: dict[str, str],
+    overrides: dict[str, Any] | None = None,
+) -> Iterator[EngineStack]:
+    """The lab stack written for `lab` (with `overrides` over its plain keys), destroyed afterwards."""
     require_plugins()
-    write_stack(stack, pulumi, lab.connection, lab_image_file(), secrets)
+    write_stack(stack, pulumi, lab.connection, lab_image_file(), secrets, overrides=overrides)
     target = checks.Target(stack, lab)
     target.secrets.update({key.removeprefix("glance:"): value for key, value in secrets.items()})
     yield EngineStack(target, pulumi)

@@ -35,6 +35,7 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 VALIDATOR = "/usr/bin/oslo-config-validator"
 NAMESPACES = [
     "castellan.config",
+    "glance",
     "glance.api",
     "glance.store",
     "glance.multi_store",
@@ -64,6 +65,18 @@ ZED_VARIANTS: dict[str, dict[str, Any]] = {
     "debian": {},
     "debian-postgresql": {"dbEngine": "postgresql"},
     "debian-options": {"debug": True, "apiOptions": ["DEFAULT.workers=2", "glance_store.filesystem_store_file_perm=0"]},
+    "debian-import": {
+        "importMethods": ["glance-direct", "web-download"],
+        "importPlugins": [
+            {"name": "inject_image_metadata", "properties": {"hw_rng_model": "virtio", "a.b": "c:d"}},
+            {"name": "image_conversion", "outputFormat": "qcow2"},
+            {"name": "image_decompression"},
+        ],
+        "webDownloadAllowedHosts": ["images.example", "10.9.0.1"],
+        "webDownloadAllowPrivate": True,
+        "webDownloadAllowedPorts": [443, 8443],
+        "webDownloadAllowedSchemes": ["https"],
+    },
 }
 
 
@@ -185,6 +198,77 @@ def test_swift_references_read_back_exactly_through_glance_store(tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {ref: item["key"] for ref, item in hostile.items()}
+
+
+IMPORT_READER = """
+import json, sys
+from oslo_config import cfg
+import glance.opts
+conf = cfg.ConfigOpts()
+for group, opts in [*glance.opts.list_api_opts(), *glance.opts.list_image_import_opts()]:
+    conf.register_opts(opts, group=group)
+conf(["--config-file", sys.argv[1]], project="glance", default_config_files=[])
+print(json.dumps({
+    "methods": conf.enabled_import_methods,
+    "staging": conf.node_staging_uri,
+    "worker": conf.worker_self_reference_url,
+    "plugins": conf.image_import_opts.image_import_plugins,
+    "format": conf.image_conversion.output_format,
+    "inject": conf.inject_metadata_properties.inject,
+    "roles": conf.inject_metadata_properties.ignore_user_roles,
+    "schemes": conf.import_filtering_opts.allowed_schemes,
+    "hosts": conf.import_filtering_opts.allowed_hosts,
+    "denied": conf.import_filtering_opts.disallowed_hosts,
+    "ports": conf.import_filtering_opts.allowed_ports,
+}))
+"""
+
+
+def read_import_options(text: str, tmp_path: Path) -> dict[str, Any]:
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text(text)
+    result = subprocess.run(
+        [DEBIAN_PYTHON, "-c", IMPORT_READER, str(conf)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def test_import_options_read_back_through_glances_own_options(tmp_path: Path) -> None:
+    """Lists, the inject dictionary and the ports as Glance's registered options parse them."""
+    options = read_import_options(
+        render_ini(effective_sections(settings_for("debian-import"), CREDENTIALS, ENDPOINT_ID)), tmp_path
+    )
+    assert options == {
+        "methods": ["glance-direct", "web-download"],
+        "staging": "file:///var/lib/glance/staging",
+        "worker": None,
+        "plugins": ["inject_image_metadata", "image_conversion", "image_decompression"],
+        "format": "qcow2",
+        "inject": {"hw_rng_model": "virtio", "a.b": "c:d"},
+        "roles": ["admin"],
+        "schemes": ["https"],
+        "hosts": ["images.example", "10.9.0.1"],
+        "denied": [],
+        "ports": [443, 8443],
+    }
+
+
+def test_each_api_hosts_file_is_valid_and_names_its_own_worker_url(tmp_path: Path) -> None:
+    hosts = ["10.0.0.11", "10.0.0.12"]
+    config = {**stack_config("debian-swift"), **TEST_SECRETS, "apiHosts": hosts, "publicUrl": "http://lb:9292"}
+    config |= {"internalUrl": "", "adminUrl": "", "stores": [{"id": "objects", "type": "swift"}], "defaultStore": ""}
+    config |= {"sshHostKeys": [], "insecureIgnoreHostKeys": True}
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    settings = load_settings(raw, frozenset(TEST_SECRETS) | {"stores"})
+    for host, address in zip(settings.api_hosts, hosts, strict=True):
+        text = render_ini(effective_sections(settings, CREDENTIALS, ENDPOINT_ID, host))
+        result = validate_with_stores(settings, text, tmp_path)
+        assert result.returncode == 0, result.stderr
+        options = read_import_options(text, tmp_path)
+        assert options["worker"] == f"http://{address}:9292"
+        assert options["staging"] == "file:///tmp/staging/"  # unused: multi-store stages in its reserved store
+        assert {"localhost", "169.254.169.254", "lb", address} <= set(options["denied"])
 
 
 def test_a_misspelled_option_is_caught(tmp_path: Path) -> None:
