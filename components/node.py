@@ -17,7 +17,10 @@ the first only, and the other hosts start once it is done):
 8. restart the units, replaced (so re-run) exactly when a config file changes, and only
    once the previous host's readiness gate has passed: a config change restarts the hosts
    one after another, so the load balancer always has a host to send requests to
-9. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list
+9. with tlsCertificate: HAProxy's files, its unit, and a reload on any change of them
+   (components/terminator.py), once the restart has moved glance-api to loopback
+10. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list,
+   verifying https with tlsCaBundle when the stack trusts a CA of its own (remote/with_ca.py)
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components import rendering, scripts
+from components import rendering, scripts, terminator
 from components.remote import script_source
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
@@ -39,7 +42,7 @@ from components.stores import FileStore
 READINESS_TIMEOUT_SECONDS = 300
 # Config files the distros' Glance packages ship (or their scripts make): the stack saves
 # what it found there and puts that back on delete. The others are the program's own.
-PACKAGE_FILES = frozenset({rendering.API_CONF, rendering.REGISTRY_CONF})
+PACKAGE_FILES = frozenset({rendering.API_CONF, rendering.REGISTRY_CONF, terminator.CONFIG})
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,16 @@ class GlanceNode(pulumi.ComponentResource):
         profile = settings.profile
         self._connection = connection(args.host.ssh)
         files = rendering.config_files(settings)
+        tls_files = terminator.config_files(settings)
 
         install = self._command(
             f"{name}-install",
-            create=scripts.install(profile, settings.database.engine, [s.type for s in settings.glance.stores]),
+            create=scripts.install(
+                profile,
+                settings.database.engine,
+                [s.type for s in settings.glance.stores],
+                extra_packages=[terminator.PACKAGE] if tls_files else (),
+            ),
             delete=scripts.uninstall(profile),
         )
         directories = [
@@ -97,24 +106,8 @@ class GlanceNode(pulumi.ComponentResource):
                     depends_on=[install],
                 )
             )
-        texts = [_text(file, args) for file in files]
-        configs = [
-            self._command(
-                f"{name}-config-{file.step_name}",
-                create=scripts.write_file(file.path, keep_original=file.path in PACKAGE_FILES),
-                delete=scripts.remove_file(file.path),
-                stdin=text,
-                depends_on=[install],
-                secret_outputs=file.secret,
-                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in file.aliases] or None,
-            )
-            for file, text in zip(files, texts, strict=True)
-        ]
-        # Secret: it is derived from the credentials too, so a password change restarts Glance.
+        configs, fingerprint = self._config_steps(name, files, args, [install])
         paths = [file.path for file in files]
-        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
-        )
         ownership = self._command(
             f"{name}-ownership",
             create=scripts.fix_ownership(profile, paths, rendering.config_dirs(settings)),
@@ -145,15 +138,60 @@ class GlanceNode(pulumi.ComponentResource):
             triggers=[fingerprint],
             depends_on=[units, *args.prerequisites, *([args.after] if args.after else [])],
         )
+        # The terminator starts once glance-api has left Glance's port for loopback.
+        served = [self._terminator(name, tls_files, args, [install, restart])] if tls_files else []
         self.ready = self._command(
             f"{name}-ready",
-            create=scripts.run_python(script_source("readiness")),
+            create=_readiness(settings),
             stdin=_readiness_params(args),
-            triggers=[restart.id],
-            depends_on=[restart],
+            triggers=[restart.id, *(step.id for step in served)],
+            depends_on=[restart, *served],
             secret_outputs=True,
         )
         self.register_outputs({"ready": self.ready.stdout})
+
+    def _config_steps(
+        self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
+    ) -> tuple[list[remote.Command], pulumi.Output[str]]:
+        """A step per file, and the files' fingerprint: secret, as it is derived from the credentials
+        too, so a password change restarts what reads them."""
+        texts = [_text(file, args) for file in files]
+        steps = [
+            self._command(
+                f"{name}-config-{file.step_name}",
+                create=scripts.write_file(file.path, keep_original=file.path in PACKAGE_FILES),
+                delete=scripts.remove_file(file.path),
+                stdin=text,
+                depends_on=after,
+                secret_outputs=file.secret,
+                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in file.aliases] or None,
+            )
+            for file, text in zip(files, texts, strict=True)
+        ]
+        paths = [file.path for file in files]
+        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
+        )
+        return steps, fingerprint
+
+    def _terminator(
+        self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
+    ) -> remote.Command:
+        """HAProxy's files (left root-only: HAProxy reads them as root), its unit, and a reload
+        whenever a file changes: a new certificate is served without a failed request."""
+        configs, fingerprint = self._config_steps(name, files, args, after)
+        unit = self._command(
+            f"{name}-tls-unit",
+            create=scripts.enable_units([terminator.UNIT]),
+            delete=scripts.disable_units([terminator.UNIT]),
+            depends_on=configs,
+        )
+        return self._command(
+            f"{name}-tls-reload",
+            create=scripts.reload_units([terminator.UNIT]),
+            triggers=[fingerprint],
+            depends_on=[unit],
+        )
 
     def _command(
         self,
@@ -214,6 +252,14 @@ def _fingerprint(files: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def _readiness(settings: Settings) -> str:
+    """The readiness gate; with a CA of the stack's own, run so that it verifies https with it."""
+    gate = script_source("readiness")
+    if settings.keystone.ca_bundle is None:
+        return scripts.run_python(gate)
+    return scripts.run_python(script_source("with_ca"), gate)
+
+
 def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
     keystone = args.settings.keystone
     return pulumi.Output.secret(
@@ -228,6 +274,7 @@ def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
                     "project": keystone.service_project,
                     "timeout": READINESS_TIMEOUT_SECONDS,
                     "settle_seconds": args.host.settle_seconds,
+                    **({"ca_bundle": keystone.ca_bundle} if keystone.ca_bundle is not None else {}),
                 }
             )
         )

@@ -73,7 +73,11 @@ _RECORD = (
 
 
 def install(
-    profile: Profile, engine: DbEngine, store_types: Iterable[StoreType] = (), state_dir: str = STATE_DIR
+    profile: Profile,
+    engine: DbEngine,
+    store_types: Iterable[StoreType] = (),
+    state_dir: str = STATE_DIR,
+    extra_packages: Iterable[str] = (),
 ) -> str:
     """Install the packages; record in the state directory the ones that were not there before.
 
@@ -81,7 +85,9 @@ def install(
     completes, so the run after an interrupted one still knows which packages are its own.
     """
     store_packages = [package for kind in store_types for package in profile.store_packages.get(kind, ())]
-    packages = _words(dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages)))
+    packages = _words(
+        dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages, *extra_packages))
+    )
     return _join(
         STRICT,
         *_state(state_dir),
@@ -242,6 +248,11 @@ def disable_units(units: Iterable[str]) -> str:
 
 def restart_units(units: Iterable[str]) -> str:
     return _join(STRICT, f"systemctl restart {_words(units)}")
+
+
+def reload_units(units: Iterable[str]) -> str:
+    """Reload (a unit that is not running is started): a running service keeps serving."""
+    return _join(STRICT, f"systemctl reload-or-restart {_words(units)}")
 
 
 def run_python(source: str, *args: str) -> str:

@@ -52,6 +52,7 @@ __all__ = [
     "PgHba",
     "Settings",
     "SshTarget",
+    "TlsSettings",
     "load_settings",
     "read_settings",
 ]
@@ -121,6 +122,25 @@ class KeystoneSettings:
     service_project: str
     glance_user: str
     glance_password: SecretStr | None
+    # PEM CA certificates the program's clients trust (None: the system's).
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS as the API hosts serve it and Glance and the program verify it."""
+
+    # What each API host's terminator serves; both None: the hosts serve plain http.
+    certificate: str | None = None
+    private_key: SecretStr | None = None
+    # The CA certificates Glance and the program trust (None: the system's).
+    ca_bundle: str | None = None
+    # A load balancer ends TLS for the https endpoints: Glance reads its forwarded headers.
+    behind_proxy: bool = False
+
+    @property
+    def on_hosts(self) -> bool:
+        return self.certificate is not None
 
 
 @dataclass(frozen=True)
@@ -173,6 +193,7 @@ class Settings:
     glance: GlanceSettings
     image: ImageSettings
     protect_data: bool
+    tls: TlsSettings = TlsSettings()
 
 
 def load_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
@@ -202,8 +223,10 @@ def derive(config: StackConfig) -> Settings:
 
     # The controller as it goes into URLs: an IPv6 address in brackets.
     controller = validators.url_host(config.controller_host)
-    endpoints = _endpoints(config, controller)
+    endpoints = Endpoints(*(config.endpoint_urls[key] for key in ("publicUrl", "internalUrl", "adminUrl")))
     keystone = _keystone(config, profile, controller)
+    # Each host's own API, which its readiness gate checks (behind a load balancer).
+    host_scheme = "https" if config.tls_certificate is not None else "http"
     return Settings(
         profile=profile,
         api_hosts=tuple(
@@ -211,7 +234,9 @@ def derive(config: StackConfig) -> Settings:
             ApiHost(ssh(host), endpoints.internal)
             if len(hosts) == 1
             else ApiHost(
-                ssh(host), f"http://{validators.url_host(host)}:{GLANCE_PORT}", config.load_balancer_check_seconds
+                ssh(host),
+                f"{host_scheme}://{validators.url_host(host)}:{GLANCE_PORT}",
+                config.load_balancer_check_seconds,
             )
             for host in hosts
         ),
@@ -239,18 +264,12 @@ def derive(config: StackConfig) -> Settings:
         ),
         image=_image(config),
         protect_data=config.protect_data,
-    )
-
-
-def _endpoints(config: StackConfig, controller: str) -> Endpoints:
-    """One host: the endpoints default to the controller. Several: to the load balancer
-    (publicUrl, which they require)."""
-    several = len(config.hosts) > 1 and config.public_url
-    default = config.public_url if several and config.public_url else f"http://{controller}:{GLANCE_PORT}"
-    return Endpoints(
-        public=config.public_url or default,
-        internal=config.internal_url or default,
-        admin=config.admin_url or default,
+        tls=TlsSettings(
+            certificate=config.tls_certificate,
+            private_key=config.tls_private_key,
+            ca_bundle=config.tls_ca_bundle,
+            behind_proxy=any(url.startswith("https://") for url in config.endpoint_urls.values()),
+        ),
     )
 
 
@@ -270,6 +289,7 @@ def _keystone(config: StackConfig, profile: Profile, controller: str) -> Keyston
         service_project=config.service_project,
         glance_user=config.glance_user,
         glance_password=config.glance_password,
+        ca_bundle=config.tls_ca_bundle,
     )
 
 

@@ -1,0 +1,83 @@
+"""The TLS terminator on each API host: HAProxy in front of glance-api, as kolla's glance-tls-proxy.
+
+HAProxy serves tlsCertificate on Glance's port (9292) and forwards plain http to glance-api on
+loopback (rendering.BACKEND_HOST:BACKEND_PORT), telling it the request came over https. Its
+files: haproxy.cfg (plain, the package's file saved and put back on delete) and one PEM file
+with the certificate chain and the key (secret; written root-only 0600 and never re-owned, as
+HAProxy's master process reads it as root before it drops privileges). A change of either
+reloads HAProxy: its master starts new workers with the new certificate while the old ones
+finish their requests, so no request fails.
+"""
+
+from __future__ import annotations
+
+from components.rendering import BACKEND_HOST, BACKEND_PORT, ConfigFile
+from components.settings import Settings
+from components.stack_input import GLANCE_PORT
+
+PACKAGE = "haproxy"
+UNIT = "haproxy"
+CONFIG = "/etc/haproxy/haproxy.cfg"
+PEM = "/etc/haproxy/glance-pulumi.pem"
+# Image uploads and downloads are long requests: HAProxy must not cut them.
+TRANSFER_TIMEOUT = "1h"
+
+
+def haproxy_sections(settings: Settings) -> dict[str, list[str]]:
+    """haproxy.cfg as section header -> directives, in file order."""
+    return {
+        "global": [
+            "log /dev/log local0",
+            "chroot /var/lib/haproxy",
+            "stats socket /run/haproxy/admin.sock mode 660 level admin",
+            "user haproxy",
+            "group haproxy",
+            "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+        ],
+        "defaults": [
+            "log global",
+            "mode http",
+            "option httplog",
+            "option forwardfor",
+            "timeout connect 5s",
+            f"timeout client {TRANSFER_TIMEOUT}",
+            f"timeout server {TRANSFER_TIMEOUT}",
+            "timeout http-request 30s",
+        ],
+        "frontend glance-api": [
+            # Every address, IPv4 and IPv6; plain http on this port fails the TLS handshake.
+            f"bind :::{GLANCE_PORT} v4v6 ssl crt {PEM}",
+            "http-request set-header X-Forwarded-Proto https",
+            "default_backend glance-api",
+        ],
+        "backend glance-api": [
+            "option httpchk GET /healthcheck",
+            f"server glance-api {BACKEND_HOST}:{BACKEND_PORT} check",
+        ],
+    }
+
+
+def render_haproxy(settings: Settings) -> str:
+    lines = ["# Managed by glance-pulumi: edit the stack config, not this file."]
+    for header, directives in haproxy_sections(settings).items():
+        lines.append(f"\n{header}")
+        lines.extend(f"    {directive}" for directive in directives)
+    return "\n".join(lines) + "\n"
+
+
+def render_pem(settings: Settings) -> str:
+    """HAProxy's `crt` file: the chain, then its key."""
+    tls = settings.tls
+    if tls.certificate is None or tls.private_key is None:
+        raise ValueError("the terminator serves tlsCertificate with tlsPrivateKey")
+    return tls.certificate + tls.private_key.get_secret_value()
+
+
+def config_files(settings: Settings) -> tuple[ConfigFile, ...]:
+    """The terminator's files, without the secret first (none when the hosts serve plain http)."""
+    if not settings.tls.on_hosts:
+        return ()
+    return (
+        ConfigFile(CONFIG, "haproxy", False, lambda _, __: render_haproxy(settings)),
+        ConfigFile(PEM, "tls-certificate", True, lambda _, __: render_pem(settings)),
+    )
