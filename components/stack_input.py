@@ -723,7 +723,7 @@ class StackConfig(BaseModel):
                 "the host name they connect to against it"
             )
         if self.tls_ca_bundle is not None and not uncovered:
-            host = urlsplit(next(iter(https.values()))).hostname or self.controller_host
+            host = next((urlsplit(url).hostname or "" for url in https.values()), self.hosts[0])
             reason = certificates.untrusted(self.tls_certificate, self.tls_ca_bundle, host)
             if reason is not None:
                 yield f"tlsCertificate: a client trusting tlsCaBundle refuses it: {reason}"
