@@ -42,7 +42,7 @@ from components.stores import FileStore
 READINESS_TIMEOUT_SECONDS = 300
 # Config files the distros' Glance packages ship (or their scripts make): the stack saves
 # what it found there and puts that back on delete. The others are the program's own.
-PACKAGE_FILES = frozenset({rendering.API_CONF, rendering.REGISTRY_CONF, terminator.CONFIG})
+PACKAGE_FILES = frozenset({rendering.API_CONF, rendering.REGISTRY_CONF})
 
 
 @dataclass(frozen=True)
@@ -177,12 +177,12 @@ class GlanceNode(pulumi.ComponentResource):
     def _terminator(
         self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
     ) -> remote.Command:
-        """HAProxy's files (left root-only: HAProxy reads them as root), its unit, and a reload
-        whenever a file changes: a new certificate is served without a failed request."""
+        """HAProxy's files (left root-only: systemd and HAProxy read them as root), its unit, and
+        a reload whenever a file changes: a new certificate is served without a failed request."""
         configs, fingerprint = self._config_steps(name, files, args, after)
         unit = self._command(
             f"{name}-tls-unit",
-            create=scripts.enable_units([terminator.UNIT]),
+            create=scripts.enable_units([terminator.UNIT], daemon_reload=True),
             delete=scripts.disable_units([terminator.UNIT]),
             depends_on=configs,
         )

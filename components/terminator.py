@@ -1,10 +1,12 @@
 """The TLS terminator on each API host: HAProxy in front of glance-api, as kolla's glance-tls-proxy.
 
 HAProxy serves tlsCertificate on Glance's port (9292) and forwards plain http to glance-api on
-loopback (rendering.BACKEND_HOST:BACKEND_PORT), telling it the request came over https. Its
-files: haproxy.cfg (plain, the package's file saved and put back on delete) and one PEM file
-with the certificate chain and the key (secret; written root-only 0600 and never re-owned, as
-HAProxy's master process reads it as root before it drops privileges). A change of either
+loopback (rendering.BACKEND_HOST:BACKEND_PORT), telling it the request came over https. It runs
+as an instance of its own (unit glance-pulumi-tls, config glance-pulumi.cfg), so a host's own
+HAProxy (the package's haproxy.service and haproxy.cfg, e.g. a load balancer) is left alone.
+Its files: the unit, the config (plain) and one PEM file with the certificate chain and the key
+(secret). All three are written root-only (0600) and never re-owned: systemd and HAProxy's
+master process read them as root, before the workers drop privileges. A change of any of them
 reloads HAProxy: its master starts new workers with the new certificate while the old ones
 finish their requests, so no request fails.
 """
@@ -16,8 +18,9 @@ from components.settings import Settings
 from components.stack_input import GLANCE_PORT
 
 PACKAGE = "haproxy"
-UNIT = "haproxy"
-CONFIG = "/etc/haproxy/haproxy.cfg"
+UNIT = "glance-pulumi-tls"
+UNIT_FILE = f"/etc/systemd/system/{UNIT}.service"
+CONFIG = "/etc/haproxy/glance-pulumi.cfg"
 PEM = "/etc/haproxy/glance-pulumi.pem"
 # Image uploads and downloads are long requests: HAProxy must not cut them.
 TRANSFER_TIMEOUT = "1h"
@@ -29,7 +32,6 @@ def haproxy_sections(settings: Settings) -> dict[str, list[str]]:
         "global": [
             "log /dev/log local0",
             "chroot /var/lib/haproxy",
-            "stats socket /run/haproxy/admin.sock mode 660 level admin",
             "user haproxy",
             "group haproxy",
             "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
@@ -65,6 +67,37 @@ def render_haproxy(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unit_sections() -> dict[str, list[str]]:
+    """The systemd unit, as the distros' haproxy.service runs HAProxy: master-worker mode, which
+    reloads on SIGUSR2 after checking the new config (a bad one leaves the running one serving)."""
+    check = f"haproxy -Ws -f {CONFIG} -c -q"
+    return {
+        "Unit": [
+            "Description=HAProxy: TLS in front of glance-api (glance-pulumi)",
+            "After=network-online.target",
+            "Wants=network-online.target",
+        ],
+        "Service": [
+            f"ExecStartPre={check}",
+            f"ExecStart=haproxy -Ws -f {CONFIG} -p /run/{UNIT}.pid",
+            f"ExecReload={check}",
+            "ExecReload=/bin/kill -USR2 $MAINPID",
+            "KillMode=mixed",
+            "Restart=always",
+            "SuccessExitStatus=143",
+            "Type=notify",
+        ],
+        "Install": ["WantedBy=multi-user.target"],
+    }
+
+
+def render_unit() -> str:
+    lines = ["# Managed by glance-pulumi: edit the stack config, not this file."]
+    for section, settings in unit_sections().items():
+        lines += [f"[{section}]", *settings, ""]
+    return "\n".join(lines)
+
+
 def render_pem(settings: Settings) -> str:
     """HAProxy's `crt` file: the chain, then its key."""
     tls = settings.tls
@@ -78,6 +111,7 @@ def config_files(settings: Settings) -> tuple[ConfigFile, ...]:
     if not settings.tls.on_hosts:
         return ()
     return (
+        ConfigFile(UNIT_FILE, "tls-unit-file", False, lambda _, __: render_unit()),
         ConfigFile(CONFIG, "haproxy", False, lambda _, __: render_haproxy(settings)),
         ConfigFile(PEM, "tls-certificate", True, lambda _, __: render_pem(settings)),
     )

@@ -230,14 +230,29 @@ def test_haproxy_serves_the_certificate_in_front_of_glance() -> None:
     assert "stdin" in pem.secret_inputs and pem.inputs.get("logging") == "none"
     assert plain(pem.inputs["stdin"]) == CONTROLLER.certificate.strip() + "\n" + CONTROLLER.key.strip() + "\n"
     assert "haproxy" in deployment.named("glance-install").inputs["create"]
-    # The package's haproxy.cfg is saved and put back on delete; ours lands root-only.
-    assert (
-        "/var/lib/glance-pulumi/originals/etc/haproxy/haproxy.cfg"
-        in deployment.named("glance-config-haproxy").inputs["create"]
-    )
+    # An instance of its own: the package's haproxy.cfg (a host's own load balancer) is not touched.
+    config_step = deployment.named("glance-config-haproxy").inputs
+    assert f'mv -f "$tmp" {terminator.CONFIG}' in config_step["create"]
+    assert "rm -f /etc/haproxy/glance-pulumi.cfg" in config_step["delete"]
+    assert "haproxy.cfg" not in json.dumps([r.inputs for r in deployment.registrations], default=str)
+    # Root-only, never re-owned to glance.
     ownership = deployment.named("glance-ownership").inputs["create"]
-    assert terminator.PEM not in ownership and terminator.CONFIG not in ownership
+    for path in (terminator.PEM, terminator.CONFIG, terminator.UNIT_FILE):
+        assert path not in ownership
     assert "umask 077" in pem.inputs["create"]
+
+
+def test_the_terminators_unit_runs_haproxy_in_master_worker_mode() -> None:
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(stdin(debian(**tls()), "glance-config-tls-unit-file"))
+    service = unit["Service"]
+    assert service["ExecStart"] == f"haproxy -Ws -f {terminator.CONFIG} -p /run/glance-pulumi-tls.pid"
+    assert service["Type"] == "notify" and service["KillMode"] == "mixed"
+    # configparser keeps the last of the two ExecReload lines: the signal, after the check.
+    assert service["ExecReload"] == "/bin/kill -USR2 $MAINPID"
+    assert f"ExecReload=haproxy -Ws -f {terminator.CONFIG} -c -q" in terminator.render_unit()
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
 def test_the_terminator_starts_after_glance_moved_and_before_the_gate() -> None:
@@ -245,9 +260,12 @@ def test_the_terminator_starts_after_glance_moved_and_before_the_gate() -> None:
     assert deployment.depends_on("glance-tls-unit", "glance-restart")
     assert deployment.depends_on("glance-tls-reload", "glance-tls-unit")
     assert deployment.depends_on("glance-ready", "glance-tls-reload")
-    assert "systemctl reload-or-restart haproxy" in deployment.named("glance-tls-reload").inputs["create"]
-    assert "systemctl enable --now haproxy" in deployment.named("glance-tls-unit").inputs["create"]
-    assert "systemctl disable --now haproxy" in deployment.named("glance-tls-unit").inputs["delete"]
+    reload = deployment.named("glance-tls-reload").inputs["create"]
+    assert "systemctl reload-or-restart glance-pulumi-tls" in reload and "systemctl restart" not in reload
+    unit = deployment.named("glance-tls-unit").inputs
+    assert "systemctl daemon-reload\nsystemctl enable --now glance-pulumi-tls" in unit["create"]
+    assert "systemctl disable --now glance-pulumi-tls" in unit["delete"]
+    assert deployment.depends_on("glance-tls-unit", "glance-config-tls-unit-file")
 
 
 def changed(before: Deployment, after: Deployment) -> set[str]:
