@@ -34,7 +34,7 @@ import pulumi
 from pulumi_command import remote
 
 from components import rendering, scripts, terminator
-from components.remote import script_source
+from components.remote import run_script
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
 from components.stores import FileStore
@@ -142,7 +142,7 @@ class GlanceNode(pulumi.ComponentResource):
         served = [self._terminator(name, tls_files, args, [install, restart])] if tls_files else []
         self.ready = self._command(
             f"{name}-ready",
-            create=_readiness(settings),
+            create=run_script("readiness", ca_bundle=settings.keystone.ca_bundle),
             stdin=_readiness_params(args),
             triggers=[restart.id, *(step.id for step in served)],
             depends_on=[restart, *served],
@@ -250,14 +250,6 @@ def _fingerprint(files: dict[str, str]) -> str:
     for path in sorted(files):
         digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
     return digest.hexdigest()
-
-
-def _readiness(settings: Settings) -> str:
-    """The readiness gate; with a CA of the stack's own, run so that it verifies https with it."""
-    gate = script_source("readiness")
-    if settings.keystone.ca_bundle is None:
-        return scripts.run_python(gate)
-    return scripts.run_python(script_source("with_ca"), gate)
 
 
 def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:

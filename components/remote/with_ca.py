@@ -1,8 +1,9 @@
-"""Run a gate script (its source is the first argument) with https verified against the stack's CA.
+"""Run a script (its source is the first argument, its own arguments follow) with https verified
+against the stack's CA.
 
-The gate reads its parameters as JSON on standard input; this reads them first, makes urllib
+The script reads its parameters as JSON on standard input; this reads them first, makes urllib
 trust `ca_bundle` (PEM text) and nothing else, and hands the same parameters on. A certificate
-those CAs do not vouch for fails the gate with a message naming the key they come from.
+those CAs do not vouch for fails the script with a message naming the key they come from.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def trust(bundle: str) -> None:
 
 
 def explained(code: object) -> object:
-    """The gate's exit message, saying which CAs refused the certificate when that is why it failed."""
+    """The script's exit message, saying which CAs refused the certificate when that is why it failed."""
     if isinstance(code, str) and "CERTIFICATE_VERIFY_FAILED" in code:
         return f"{code} (the TLS certificate is not trusted by the CAs of {CA_KEY})"
     return code
@@ -34,9 +35,9 @@ def main() -> None:
     text = sys.stdin.read()
     trust(json.loads(text)["ca_bundle"])
     sys.stdin = io.StringIO(text)
-    sys.argv = sys.argv[:1]
+    sys.argv = [sys.argv[0], *sys.argv[2:]]
     try:
-        exec(compile(source, "gate", "exec"), {"__name__": "__main__"})
+        exec(compile(source, "script", "exec"), {"__name__": "__main__"})
     except SystemExit as exit_:
         raise SystemExit(explained(exit_.code)) from None
 

@@ -373,6 +373,16 @@ def test_every_openstack_provider_and_the_gate_verify_the_ca() -> None:
     assert json.loads(stdin(deployment, "glance-ready"))["ca_bundle"] == CA.pem
 
 
+def test_the_system_role_step_trusts_the_ca_too() -> None:
+    deployment = debian(**tls(), keystoneLimits=True, keystoneUrl="https://keystone.example:5000")
+    step = deployment.named("glance-limits-system-reader").inputs
+    assert "install_opener" in step["create"] and step["create"].endswith(" grant")
+    assert step["delete"].endswith(" revoke")
+    assert json.loads(plain(step["stdin"]))["ca_bundle"] == CA.pem
+    without = debian(keystoneLimits=True).named("glance-limits-system-reader").inputs
+    assert "install_opener" not in without["create"] and "ca_bundle" not in json.loads(plain(without["stdin"]))
+
+
 def test_without_a_ca_the_providers_and_gate_use_the_systems() -> None:
     deployment = debian()
     assert "cacertFile" not in plain(deployment.named("glance-keystone").inputs)
@@ -387,7 +397,7 @@ import json, sys, urllib.request
 params = json.load(sys.stdin)
 try:
     with urllib.request.urlopen(params["glance_url"], timeout=10) as response:
-        print("status", response.status, params["marker"])
+        print("status", response.status, params["marker"], *sys.argv[1:])
 except OSError as exc:
     raise SystemExit(f"glance not ready: healthcheck: {exc}")
 """
@@ -422,7 +432,7 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def run_gate(port: int, ca: str) -> subprocess.CompletedProcess[str]:
     params = {"glance_url": f"https://127.0.0.1:{port}/", "ca_bundle": ca, "marker": "same-params"}
     return subprocess.run(
-        [sys.executable, "-c", script_source("with_ca"), GATE],
+        [sys.executable, "-c", script_source("with_ca"), GATE, "grant"],
         input=json.dumps(params),
         capture_output=True,
         text=True,
@@ -433,7 +443,8 @@ def run_gate(port: int, ca: str) -> subprocess.CompletedProcess[str]:
 def test_the_gate_trusts_the_stacks_ca_and_names_it_when_it_refuses(https_server: int) -> None:
     trusted = run_gate(https_server, CA.pem)
     assert trusted.returncode == 0, trusted.stderr
-    assert trusted.stdout.strip() == "status 200 same-params"  # the gate got the same parameters
+    # The script got the same parameters, and its own arguments.
+    assert trusted.stdout.strip() == "status 200 same-params grant"
     refused = run_gate(https_server, OTHER_CA.pem)
     assert refused.returncode == 1
     assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr
