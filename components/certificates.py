@@ -151,7 +151,16 @@ def untrusted(chain: str, bundle: str, host: str, now: datetime.datetime | None 
     leaf, *intermediates = certificates(chain)
     address = _ip(host[1:-1] if host.startswith("[") else host)
     subject: verification.Subject = x509.IPAddress(address) if address is not None else x509.DNSName(host)
-    builder = verification.PolicyBuilder().store(verification.Store(certificates(bundle)))
+    # OpenSSL's own CA recipe (`req -x509`) makes CA certificates without keyUsage, which every TLS
+    # client here accepts (RFC 5280 says SHOULD): the Web PKI's stricter rule would refuse them.
+    ca_policy = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.KeyUsage, verification.Criticality.AGNOSTIC, None
+    )
+    builder = (
+        verification.PolicyBuilder()
+        .store(verification.Store(certificates(bundle)))
+        .extension_policies(ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.webpki_defaults_ee())
+    )
     if now is not None:
         builder = builder.time(now)
     try:

@@ -1,14 +1,17 @@
 """A throwaway CA for the tests: CA certificates and server certificates it issues, as PEM text.
 
 ECDSA P-256 keys, which take no time to make. Nothing here is kept: every CA lives as long as
-the test process.
+the test process. `openssl_chain` makes a CA and a server certificate the way an operator would
+with the openssl command line (RSA, the CA without keyUsage).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -97,3 +100,22 @@ class Authority:
 def other_key() -> str:
     """A private key no certificate here holds."""
     return key_pem(_key())
+
+
+def openssl_chain(directory: Path, *names: str) -> tuple[str, Server]:
+    """(CA certificate, server) made by the openssl command line in `directory`."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=120)
+
+    rsa = ("-newkey", "rsa:2048", "-nodes")
+    openssl("req", "-x509", *rsa, "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=openssl CA")
+    openssl("req", *rsa, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={names[0]}")
+    alternatives = ",".join(f"IP:{name}" if name[:1].isdigit() else f"DNS:{name}" for name in names)
+    (directory / "extensions").write_text(f"subjectAltName={alternatives}\n")
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "10", "-extfile", "extensions",
+    )  # fmt: skip
+    server = Server((directory / "server.pem").read_text(), (directory / "server.key").read_text())
+    return (directory / "ca.pem").read_text(), server

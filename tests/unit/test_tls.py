@@ -18,7 +18,7 @@ import pytest
 from components import certificates, rendering, terminator
 from components.remote import script_source
 from components.settings import ConfigError
-from tests.certificates import Authority, Server, other_key
+from tests.certificates import Authority, Server, openssl_chain, other_key
 from tests.unit.harness import (
     SECRET_SIG,
     SECRET_VALUE,
@@ -131,6 +131,15 @@ def test_a_certificate_must_cover_every_https_host() -> None:
 
 def test_a_certificate_without_names_is_refused() -> None:
     assert "its subjectAltName names no name (no subjectAltName)" in refusal(debian, **tls(CA.issue()))
+
+
+def test_an_openssl_made_chain_is_accepted(tmp_path: Path) -> None:
+    """RSA keys, and a CA certificate without keyUsage, as `openssl req -x509` makes it."""
+    ca, server = openssl_chain(tmp_path, "controller", "10.0.0.11")
+    deployment = debian(**tls(server, ca))
+    assert plain(deployment.named("glance-config-ca-bundle").inputs["stdin"]) == ca.strip() + "\n"
+    other_ca, _ = openssl_chain(tmp_path, "controller")
+    assert "glance:tlsCertificate a client trusting tlsCaBundle refuses it:" in refusal(debian, **tls(server, other_ca))
 
 
 def test_a_certificate_of_another_ca_or_expired_is_refused() -> None:
