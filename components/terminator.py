@@ -22,6 +22,9 @@ UNIT = "glance-pulumi-tls"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}.service"
 CONFIG = "/etc/haproxy/glance-pulumi.cfg"
 PEM = "/etc/haproxy/glance-pulumi.pem"
+# Forwarding headers oslo.middleware reads besides X-Forwarded-Proto, which a client could send
+# (option forwardfor then adds the real X-Forwarded-For).
+SPOOFABLE_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-For", "X-Forwarded-Prefix")
 # Image uploads and downloads are long requests: HAProxy must not cut them.
 TRANSFER_TIMEOUT = "1h"
 
@@ -50,6 +53,8 @@ def haproxy_sections(settings: Settings) -> dict[str, list[str]]:
             # Every address, IPv4 and IPv6; plain http on this port fails the TLS handshake.
             f"bind :::{GLANCE_PORT} v4v6 ssl crt {PEM}",
             "http-request set-header X-Forwarded-Proto https",
+            # glance-api believes the forwarding headers (proxy-header parsing): only ours reach it.
+            *(f"http-request del-header {header}" for header in SPOOFABLE_HEADERS),
             "default_backend glance-api",
         ],
         "backend glance-api": [

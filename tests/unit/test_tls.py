@@ -231,6 +231,8 @@ def test_haproxy_serves_the_certificate_in_front_of_glance() -> None:
     config = haproxy(stdin(deployment, "glance-config-haproxy"))
     assert f"bind :::9292 v4v6 ssl crt {terminator.PEM}" in config["frontend glance-api"]
     assert "http-request set-header X-Forwarded-Proto https" in config["frontend glance-api"]
+    for header in ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Prefix"):
+        assert f"http-request del-header {header}" in config["frontend glance-api"]
     assert "default_backend glance-api" in config["frontend glance-api"]
     assert f"server glance-api 127.0.0.1:{rendering.BACKEND_PORT} check" in config["backend glance-api"]
     assert "timeout client 1h" in config["defaults"] and "mode http" in config["defaults"]
