@@ -18,8 +18,7 @@ import pulumi
 import pulumi_openstack as openstack
 from pulumi_command import local
 
-from components import scripts
-from components.remote import script_source
+from components.remote import run_script
 from components.settings import Endpoints, KeystoneSettings, LimitsSettings
 from components.ssh import SECRET_OUTPUTS
 
@@ -121,14 +120,14 @@ class GlanceIdentity(pulumi.ComponentResource):
                     "domain_id": keystone.domain_id,
                     "user_id": values[0],
                     "role": "reader",
+                    **({"ca_bundle": keystone.ca_bundle} if keystone.ca_bundle is not None else {}),
                 }
             )
         )
-        source = script_source("keystone_system_role")
         local.Command(
             f"{name}-limits-system-reader",
-            create=scripts.run_python(source, "grant"),
-            delete=scripts.run_python(source, "revoke"),
+            create=run_script("keystone_system_role", "grant", ca_bundle=keystone.ca_bundle),
+            delete=run_script("keystone_system_role", "revoke", ca_bundle=keystone.ca_bundle),
             stdin=role_params,
             logging=local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=SECRET_OUTPUTS),

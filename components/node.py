@@ -17,7 +17,10 @@ the first only, and the other hosts start once it is done):
 8. restart the units, replaced (so re-run) exactly when a config file changes, and only
    once the previous host's readiness gate has passed: a config change restarts the hosts
    one after another, so the load balancer always has a host to send requests to
-9. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list
+9. with tlsCertificate: HAProxy's files, its unit, and a reload on any change of them
+   (components/terminator.py), once the restart has moved glance-api to loopback
+10. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list,
+   verifying https with tlsCaBundle when the stack trusts a CA of its own (remote/with_ca.py)
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components import rendering, scripts
-from components.remote import script_source
+from components import rendering, scripts, terminator
+from components.remote import run_script
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
 from components.stores import FileStore
@@ -68,7 +71,9 @@ class GlanceNode(pulumi.ComponentResource):
         profile = settings.profile
         self._connection = connection(args.host.ssh)
         files = rendering.config_files(settings, args.host)
+        tls_files = terminator.config_files(settings)
         image_import = settings.glance.image_import
+        converter = profile.conversion_packages if image_import is not None and image_import.converts else ()
 
         install = self._command(
             f"{name}-install",
@@ -76,7 +81,7 @@ class GlanceNode(pulumi.ComponentResource):
                 profile,
                 settings.database.engine,
                 [s.type for s in settings.glance.stores],
-                profile.conversion_packages if image_import is not None and image_import.converts else (),
+                extra_packages=[*converter, *([terminator.PACKAGE] if tls_files else [])],
             ),
             delete=scripts.uninstall(profile),
         )
@@ -104,24 +109,8 @@ class GlanceNode(pulumi.ComponentResource):
                     depends_on=[install],
                 )
             )
-        texts = [_text(file, args) for file in files]
-        configs = [
-            self._command(
-                f"{name}-config-{file.step_name}",
-                create=scripts.write_file(file.path, keep_original=file.path in PACKAGE_FILES),
-                delete=scripts.remove_file(file.path),
-                stdin=text,
-                depends_on=[install],
-                secret_outputs=file.secret,
-                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in file.aliases] or None,
-            )
-            for file, text in zip(files, texts, strict=True)
-        ]
-        # Secret: it is derived from the credentials too, so a password change restarts Glance.
+        configs, fingerprint = self._config_steps(name, files, args, [install])
         paths = [file.path for file in files]
-        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
-        )
         ownership = self._command(
             f"{name}-ownership",
             create=scripts.fix_ownership(profile, paths, rendering.config_dirs(settings)),
@@ -152,15 +141,60 @@ class GlanceNode(pulumi.ComponentResource):
             triggers=[fingerprint],
             depends_on=[units, *args.prerequisites, *([args.after] if args.after else [])],
         )
+        # The terminator starts once glance-api has left Glance's port for loopback.
+        served = [self._terminator(name, tls_files, args, [install, restart])] if tls_files else []
         self.ready = self._command(
             f"{name}-ready",
-            create=scripts.run_python(script_source("readiness")),
+            create=run_script("readiness", ca_bundle=settings.keystone.ca_bundle),
             stdin=_readiness_params(args),
-            triggers=[restart.id],
-            depends_on=[restart],
+            triggers=[restart.id, *(step.id for step in served)],
+            depends_on=[restart, *served],
             secret_outputs=True,
         )
         self.register_outputs({"ready": self.ready.stdout})
+
+    def _config_steps(
+        self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
+    ) -> tuple[list[remote.Command], pulumi.Output[str]]:
+        """A step per file, and the files' fingerprint: secret, as it is derived from the credentials
+        too, so a password change restarts what reads them."""
+        texts = [_text(file, args) for file in files]
+        steps = [
+            self._command(
+                f"{name}-config-{file.step_name}",
+                create=scripts.write_file(file.path, keep_original=file.path in PACKAGE_FILES),
+                delete=scripts.remove_file(file.path),
+                stdin=text,
+                depends_on=after,
+                secret_outputs=file.secret,
+                aliases=[pulumi.Alias(name=f"{name}-config-{old}") for old in file.aliases] or None,
+            )
+            for file, text in zip(files, texts, strict=True)
+        ]
+        paths = [file.path for file in files]
+        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
+        )
+        return steps, fingerprint
+
+    def _terminator(
+        self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
+    ) -> remote.Command:
+        """HAProxy's files (left root-only: systemd and HAProxy read them as root), its unit, and
+        a reload whenever a file changes: a new certificate is served without a failed request."""
+        configs, fingerprint = self._config_steps(name, files, args, after)
+        unit = self._command(
+            f"{name}-tls-unit",
+            create=scripts.enable_units([terminator.UNIT], daemon_reload=True),
+            delete=scripts.disable_units([terminator.UNIT]),
+            depends_on=configs,
+        )
+        return self._command(
+            f"{name}-tls-reload",
+            create=scripts.reload_units([terminator.UNIT]),
+            triggers=[fingerprint],
+            depends_on=[unit],
+        )
 
     def _command(
         self,
@@ -235,6 +269,7 @@ def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
                     "project": keystone.service_project,
                     "timeout": READINESS_TIMEOUT_SECONDS,
                     "settle_seconds": args.host.settle_seconds,
+                    **({"ca_bundle": keystone.ca_bundle} if keystone.ca_bundle is not None else {}),
                 }
             )
         )

@@ -48,6 +48,7 @@ class SwiftContainers(pulumi.ComponentResource):
             user_domain_id=args.keystone.domain_id,
             project_domain_id=args.keystone.domain_id,
             region=store.region,
+            cacert_file=args.keystone.ca_bundle,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.identity]),
         )
         return openstack.objectstorage.Container(

@@ -30,6 +30,8 @@ def keystone_provider(
         user_domain_id=keystone.domain_id,
         project_domain_id=keystone.domain_id,
         region=keystone.region,
+        # The CA inline (the provider takes a path or the PEM text); None: the system's CAs.
+        cacert_file=keystone.ca_bundle,
         opts=opts,
     )
 

@@ -29,6 +29,11 @@ Sections = dict[str, dict[str, str]]
 API_CONF = "/etc/glance/glance-api.conf"
 REGISTRY_CONF = "/etc/glance/glance-registry.conf"
 CREDENTIALS_FILE = "50-glance-pulumi-credentials.conf"
+# tlsCaBundle, which Glance verifies Keystone and the stores with.
+CA_FILE = "/etc/glance/glance-pulumi-ca.pem"
+# Where glance-api listens behind the TLS terminator on its host: loopback only.
+BACKEND_HOST = "127.0.0.1"
+BACKEND_PORT = 9293
 # Multi-store keeps staged uploads and import work in file stores of these names.
 RESERVED_STORES = {"os_glance_staging_store": STAGING_DIR, "os_glance_tasks_store": TASKS_DIR}
 
@@ -68,7 +73,13 @@ def authtoken_section(settings: Settings) -> dict[str, str]:
         section["user_domain_id"] = keystone.domain_id
     section["project_name"] = keystone.service_project
     section["username"] = keystone.glance_user
+    section.update(_ca_option(settings))
     return section
+
+
+def _ca_option(settings: Settings) -> dict[str, str]:
+    """keystoneauth's `cafile`, when the stack trusts a CA of its own."""
+    return {"cafile": CA_FILE} if settings.tls.ca_bundle is not None else {}
 
 
 def credential_sections(settings: Settings, credentials: Credentials) -> Sections:
@@ -108,6 +119,7 @@ def api_sections(settings: Settings, limits_endpoint_id: str | None, host: ApiHo
         sections["DEFAULT"]["use_keystone_limits"] = "True"
     if settings.glance.multi_store:
         sections["DEFAULT"]["enabled_backends"] = ", ".join(f"{s.id}:{s.type}" for s in settings.glance.stores)
+    sections["DEFAULT"].update(listen_options(settings))
     sections["keystone_authtoken"] = authtoken_section(settings)
     # Without the keystone flavor the paste pipeline skips authtoken: an open API.
     sections["paste_deploy"] = {"flavor": "keystone"}
@@ -116,7 +128,22 @@ def api_sections(settings: Settings, limits_endpoint_id: str | None, host: ApiHo
         sections = _overlay(sections, import_sections(settings.glance.image_import, settings.glance.multi_store))
     if settings.limits is not None:
         sections["oslo_limit"] = oslo_limit_section(settings, limits_endpoint_id)
+    if settings.tls.behind_proxy:
+        # The terminator (or the load balancer) says the request came over https: Glance's
+        # links then say so too.
+        sections["oslo_middleware"] = {"enable_proxy_headers_parsing": "True"}
     return _overlay(sections, settings.glance.extra_options)
+
+
+def listen_options(settings: Settings) -> dict[str, str]:
+    """Where glance-api listens, and the URL its version document gives: behind a terminator on
+    its host, loopback only; behind https, the public endpoint."""
+    options = {}
+    if settings.tls.on_hosts:
+        options = {"bind_host": BACKEND_HOST, "bind_port": str(BACKEND_PORT)}
+    if settings.tls.behind_proxy:
+        options["public_endpoint"] = settings.glance.endpoints.public
+    return options
 
 
 def store_sections(settings: Settings) -> Sections:
@@ -130,14 +157,20 @@ def store_sections(settings: Settings) -> Sections:
         section = {"stores": ",".join([*types, "http"]), "default_store": default.type}
         for store in glance.stores:
             section.update(store_options.options(store).plain)
+            section.update(store_options.ca_options(store, _ca_file(settings)))
         return {"glance_store": section}
     sections: Sections = {"glance_store": {"default_backend": glance.default_store}}
     for store in glance.stores:
         description = {"store_description": store.description} if store.description else {}
-        sections[store.id] = {**store_options.options(store).plain, **description}
+        ca = store_options.ca_options(store, _ca_file(settings))
+        sections[store.id] = {**store_options.options(store).plain, **ca, **description}
     for name, directory in RESERVED_STORES.items():
         sections[name] = {"filesystem_store_datadir": directory + "/"}
     return sections
+
+
+def _ca_file(settings: Settings) -> str | None:
+    return CA_FILE if settings.tls.ca_bundle is not None else None
 
 
 def oslo_limit_section(settings: Settings, endpoint_id: str | None) -> dict[str, str]:
@@ -152,6 +185,7 @@ def oslo_limit_section(settings: Settings, endpoint_id: str | None) -> dict[str,
         "system_scope": "all",
         "endpoint_id": endpoint_id,
         "region_name": settings.keystone.region,
+        **_ca_option(settings),
     }
 
 
@@ -276,6 +310,9 @@ def _glance_files(settings: Settings, host: ApiHost | None) -> tuple[list[Config
                     ),
                 )
             )
+    ca_bundle = settings.tls.ca_bundle
+    if ca_bundle is not None:
+        plain.append(ConfigFile(CA_FILE, "ca-bundle", False, lambda _, __: ca_bundle))
     swift = [s for s in settings.glance.stores if isinstance(s, SwiftStore) and not s.multi_tenant]
     if swift:
         secret.append(

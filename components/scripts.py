@@ -238,8 +238,10 @@ def db_sync(tries: int = 10, delay_seconds: int = 6) -> str:
     )
 
 
-def enable_units(units: Iterable[str]) -> str:
-    return _join(STRICT, f"systemctl enable --now {_words(units)}")
+def enable_units(units: Iterable[str], daemon_reload: bool = False) -> str:
+    """Enable and start; `daemon_reload` for a unit whose file the stack writes."""
+    reload = ("systemctl daemon-reload",) if daemon_reload else ()
+    return _join(STRICT, *reload, f"systemctl enable --now {_words(units)}")
 
 
 def disable_units(units: Iterable[str]) -> str:
@@ -248,6 +250,12 @@ def disable_units(units: Iterable[str]) -> str:
 
 def restart_units(units: Iterable[str]) -> str:
     return _join(STRICT, f"systemctl restart {_words(units)}")
+
+
+def reload_units(units: Iterable[str]) -> str:
+    """Reload (a unit that is not running is started): a running service keeps serving. The
+    units' files are read again first, in case the stack rewrote one."""
+    return _join(STRICT, "systemctl daemon-reload", f"systemctl reload-or-restart {_words(units)}")
 
 
 def run_python(source: str, *args: str) -> str:

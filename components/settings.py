@@ -54,6 +54,7 @@ __all__ = [
     "PgHba",
     "Settings",
     "SshTarget",
+    "TlsSettings",
     "load_settings",
     "read_settings",
 ]
@@ -126,6 +127,25 @@ class KeystoneSettings:
     service_project: str
     glance_user: str
     glance_password: SecretStr | None
+    # PEM CA certificates the program's clients trust (None: the system's).
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS as the API hosts serve it and Glance and the program verify it."""
+
+    # What each API host's terminator serves; both None: the hosts serve plain http.
+    certificate: str | None = None
+    private_key: SecretStr | None = None
+    # The CA certificates Glance and the program trust (None: the system's).
+    ca_bundle: str | None = None
+    # A load balancer ends TLS for the https endpoints: Glance reads its forwarded headers.
+    behind_proxy: bool = False
+
+    @property
+    def on_hosts(self) -> bool:
+        return self.certificate is not None
 
 
 @dataclass(frozen=True)
@@ -182,6 +202,7 @@ class Settings:
     glance: GlanceSettings
     image: ImageSettings
     protect_data: bool
+    tls: TlsSettings = TlsSettings()
 
 
 def load_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
@@ -210,7 +231,7 @@ def derive(config: StackConfig) -> Settings:
 
     # The controller as it goes into URLs: an IPv6 address in brackets.
     controller = validators.url_host(config.controller_host)
-    endpoints = _endpoints(config, controller)
+    endpoints = Endpoints(*(config.endpoint_urls[key] for key in ("publicUrl", "internalUrl", "adminUrl")))
     keystone = _keystone(config, profile, controller)
     stores = _stores(config, profile, keystone)
     default_store = next(store for store in stores["stores"] if store.id == stores["default_store"])
@@ -243,6 +264,12 @@ def derive(config: StackConfig) -> Settings:
         ),
         image=_image(config),
         protect_data=config.protect_data,
+        tls=TlsSettings(
+            certificate=config.tls_certificate,
+            private_key=config.tls_private_key,
+            ca_bundle=config.tls_ca_bundle,
+            behind_proxy=any(url.startswith("https://") for url in config.endpoint_urls.values()),
+        ),
     )
 
 
@@ -252,7 +279,9 @@ def _api_hosts(config: StackConfig, endpoints: Endpoints, ssh: Callable[[str], S
     hosts = config.hosts
     if len(hosts) == 1:
         return (ApiHost(ssh(hosts[0]), endpoints.internal),)
-    own = [f"http://{validators.url_host(host)}:{GLANCE_PORT}" for host in hosts]
+    # With TLS on the hosts, each host's own API is its terminator.
+    scheme = "https" if config.tls_certificate is not None else "http"
+    own = [f"{scheme}://{validators.url_host(host)}:{GLANCE_PORT}" for host in hosts]
     # Only releases with import stage images (and know worker_self_reference_url).
     self_urls = (config.worker_urls or own) if PROFILES[config.profile].release.has_import else [None] * len(hosts)
     return tuple(
@@ -305,18 +334,6 @@ def _host_of(address: str) -> str:
     return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
 
 
-def _endpoints(config: StackConfig, controller: str) -> Endpoints:
-    """One host: the endpoints default to the controller. Several: to the load balancer
-    (publicUrl, which they require)."""
-    several = len(config.hosts) > 1 and config.public_url
-    default = config.public_url if several and config.public_url else f"http://{controller}:{GLANCE_PORT}"
-    return Endpoints(
-        public=config.public_url or default,
-        internal=config.internal_url or default,
-        admin=config.admin_url or default,
-    )
-
-
 def _keystone(config: StackConfig, profile: Profile, controller: str) -> KeystoneSettings:
     # Without /v3 (Glance's auth_url); the providers and the system-role step use api_url, with it.
     auth_url = config.keystone_auth_url or f"http://{controller}:{profile.release.keystone_auth_port}"
@@ -333,6 +350,7 @@ def _keystone(config: StackConfig, profile: Profile, controller: str) -> Keyston
         service_project=config.service_project,
         glance_user=config.glance_user,
         glance_password=config.glance_password,
+        ca_bundle=config.tls_ca_bundle,
     )
 
 

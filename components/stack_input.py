@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
-from components import validators
+from components import certificates, validators
 from components.image_import import (
     IMPORT_METHODS,
     PLUGIN_NAMES,
@@ -120,6 +120,14 @@ class ConfigError(RunError, ValueError):
 
     A RunError, so the engine shows the message alone, without a Python traceback.
     """
+
+
+def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
+    """value -> the keys that hold it, in order."""
+    keys: dict[str, list[str]] = {}
+    for key, value in mapping.items():
+        keys.setdefault(value, []).append(key)
+    return keys
 
 
 def _cirros_source(value: str) -> str:
@@ -433,6 +441,37 @@ class StackConfig(BaseModel):
         f"Internal image endpoint, also used by the readiness check on the host (default {GLANCE_URL}). A URL."
     )
     admin_url: HttpUrl | None = derived(f"Admin image endpoint (default {GLANCE_URL}). A URL.")
+    tls_certificate: Annotated[str, AfterValidator(certificates.certificate_chain)] | None = Field(
+        None,
+        description=(
+            "TLS certificate chain each API host serves on port 9292 (HAProxy in front of glance-api): PEM "
+            "certificates, the server's own first, whose subjectAltName covers every https endpoint's host and, "
+            "with several apiHosts, each API host. With it the endpoints default to https. See [TLS](#tls)."
+        ),
+    )
+    tls_private_key: Annotated[SecretStr, AfterValidator(certificates.private_key)] | None = Field(
+        None,
+        description=(
+            "Private key of tlsCertificate: unencrypted PEM, RSA or ECDSA, the file's whole text. Secret; required "
+            "with tlsCertificate."
+        ),
+    )
+    tls_ca_bundle: Annotated[str, AfterValidator(certificates.ca_bundle)] | None = Field(
+        None,
+        description=(
+            "PEM CA certificates that the program (the OpenStack providers, the readiness gates, the image upload) "
+            "and Glance (Keystone's authtoken, the Swift and Cinder stores) trust, e.g. a private CA; unset: the "
+            "system's. tlsCertificate must chain to it."
+        ),
+    )
+    tls_termination: Literal["hosts", "loadBalancer"] = Field(
+        "hosts",
+        description=(
+            "Where TLS for the https endpoints ends: hosts (each API host, with tlsCertificate; a load balancer "
+            "passes TCP through or re-encrypts) or loadBalancer (the operator's load balancer, with its own "
+            "certificate; the hosts serve plain http to it). See [TLS](#tls)."
+        ),
+    )
     image_store_path: validators.DataDirectory | None = derived(
         f"The file store's directory when stores is unset (default {DEFAULT_STORE_PATH}). A directory (see the "
         "rules above)."
@@ -591,6 +630,7 @@ class StackConfig(BaseModel):
             *self._check_image(profile),
             *self._check_import(profile),
             *self._check_worker_urls(),
+            *self._check_tls(),
         ]
         if self.keystone_limits and not profile.release.supports_keystone_limits:
             problems.append(
@@ -754,12 +794,95 @@ class StackConfig(BaseModel):
             )
         if len(set(self.worker_urls)) < len(self.worker_urls):
             yield "workerUrls: a URL is listed twice; each API host needs its own"
-        shared = {self.public_url, self.internal_url, self.admin_url} & set(self.worker_urls)
+        shared = set(self.endpoint_urls.values()) & set(self.worker_urls)
         if shared:
             yield (
                 f"workerUrls: {', '.join(sorted(u for u in shared if u))} is the load balancer's (an image endpoint); "
                 "each host's own URL is needed, or an import would be proxied back to any host"
             )
+
+    @property
+    def endpoint_urls(self) -> dict[str, str]:
+        """The image endpoints by key: as set, else one host's default (https when it serves
+        tlsCertificate), or with several hosts the load balancer's publicUrl."""
+        scheme = "https" if self.tls_certificate is not None and self.tls_termination == "hosts" else "http"
+        default = f"{scheme}://{validators.url_host(self.controller_host)}:{GLANCE_PORT}"
+        if len(self.hosts) > 1 and self.public_url:
+            default = self.public_url
+        return {
+            "publicUrl": self.public_url or default,
+            "internalUrl": self.internal_url or default,
+            "adminUrl": self.admin_url or default,
+        }
+
+    def _check_tls(self) -> Iterator[str]:
+        """Every https endpoint has something to serve it, and what serves it is what clients accept."""
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            given, missing = (
+                ("tlsCertificate", "tlsPrivateKey")
+                if self.tls_private_key is None
+                else ("tlsPrivateKey", "tlsCertificate")
+            )
+            yield f"{missing}: required with {given}: the API hosts serve the certificate with its key"
+            return
+        urls = self.endpoint_urls
+        https = {key: url for key, url in urls.items() if url.startswith("https://")}
+        if self.tls_termination == "loadBalancer":
+            if self.tls_certificate is not None:
+                yield (
+                    "tlsCertificate: not used with tlsTermination loadBalancer (the load balancer serves its own "
+                    "certificate, the hosts plain http); remove it and tlsPrivateKey, or set tlsTermination hosts"
+                )
+            if not https:
+                yield (
+                    "tlsTermination: loadBalancer, but no image endpoint is https://; set publicUrl to the load "
+                    "balancer's https:// URL"
+                )
+            return
+        if self.tls_certificate is None or self.tls_private_key is None:
+            for url, keys in _by_value(https).items():
+                also = f" (so is {', '.join(keys[1:])})" if keys[1:] else ""
+                yield (
+                    f"{keys[0]}: {url} is https://{also}, but nothing would serve TLS there: set "
+                    "glance:tlsCertificate and glance:tlsPrivateKey (each API host serves them), or "
+                    "glance:tlsTermination loadBalancer if a load balancer in front ends TLS"
+                )
+            return
+        for key, url in urls.items():
+            if key not in https:
+                yield f"{key}: {url} is http://, but the API hosts serve https (tlsCertificate); use https://"
+        if not certificates.key_matches(self.tls_certificate, self.tls_private_key):
+            yield (
+                "tlsPrivateKey: is not the key of tlsCertificate's first certificate (their public keys differ); "
+                "give the certificate's own key, and the server's certificate first in the chain"
+            )
+        uncovered = self._uncovered_hosts(https)
+        named = ", ".join(certificates.names(self.tls_certificate)) or "no name (no subjectAltName)"
+        for host, where in uncovered.items():
+            yield (
+                f"tlsCertificate: does not cover {host} ({where}): its subjectAltName names {named}; clients check "
+                "the host name they connect to against it"
+            )
+        if self.tls_ca_bundle is not None and not uncovered:
+            host = next((urlsplit(url).hostname or "" for url in https.values()), self.hosts[0])
+            reason = certificates.untrusted(self.tls_certificate, self.tls_ca_bundle, host)
+            if reason is not None:
+                yield f"tlsCertificate: a client trusting tlsCaBundle refuses it: {reason}"
+
+    def _uncovered_hosts(self, https: Mapping[str, str]) -> dict[str, str]:
+        """Host -> where it comes from, for each host a client verifies the certificate for that it does
+        not cover: the https endpoints' hosts and, with several API hosts, each one (their readiness
+        gates, and a load balancer that re-encrypts, connect to them by that name)."""
+        assert self.tls_certificate is not None
+        hosts: dict[str, list[str]] = {}
+        for key, url in https.items():
+            hosts.setdefault(urlsplit(url).hostname or "", []).append(key)
+        if len(self.hosts) > 1:
+            for host in self.hosts:
+                hosts.setdefault(host, []).append("apiHosts")
+        return {
+            host: ", ".join(keys) for host, keys in hosts.items() if not certificates.covers(self.tls_certificate, host)
+        }
 
     def _check_host_keys(self) -> Iterator[str]:
         """Every SSH host has one pinned key (unless the stack opts out), and no key pins a stranger."""
@@ -962,6 +1085,9 @@ SECRET_KEYS = frozenset(name for name, key in KEYS.items() if key.secret)
 
 # ---- reading and refusing -------------------------------------------------------------------
 
+# Keys whose values are PEM text, which has lines.
+PEM_KEYS = frozenset({"sshPrivateKey", "tlsCertificate", "tlsPrivateKey", "tlsCaBundle"})
+
 
 def parse_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackConfig:
     """Parse `glance:*` config values (key without namespace -> raw string).
@@ -980,7 +1106,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset
     controls = [
         f"{NAMESPACE}:{problem}"
         for key, value in decoded.items()
-        for problem in validators.control_characters(key, value, allow_newline=frozenset({"sshPrivateKey"}))
+        for problem in validators.control_characters(key, value, allow_newline=PEM_KEYS)
     ]
     errors.extend(controls)
     try:

@@ -77,6 +77,26 @@ def options(store: Store) -> StoreOptions:
             assert_never(store)
 
 
+def ca_options(store: Store, ca_file: str | None) -> dict[str, str]:
+    """The options that make a store's client trust `ca_file` (None: the system's CAs), where the
+    store talks https and its driver reads one. Zed's s3 driver has none (boto3 reads
+    AWS_CA_BUNDLE), nor do the file and rbd stores, which speak no https."""
+    if ca_file is None:
+        return {}
+    match store:
+        case SwiftStore():
+            # Multi-tenant: the storage URL comes from the catalog, whatever Keystone's scheme.
+            https = store.multi_tenant or (store.auth_url or "").startswith("https://")
+            return {"swift_store_cacert": ca_file} if https else {}
+        case CinderStore():
+            # Cinder's URL comes from the catalog (or cinderEndpointTemplate).
+            return {"cinder_ca_certificates_file": ca_file}
+        case FileStore() | RbdStore() | S3Store():
+            return {}
+        case _:
+            assert_never(store)
+
+
 # ---- Swift: the references file ------------------------------------------------------------
 
 

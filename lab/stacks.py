@@ -72,9 +72,14 @@ CLUSTER_STACKS: dict[str, dict[str, Any]] = {
 }
 
 
+# Stacks whose TLS material the tests make per run (a throwaway CA), set after write_stack:
+# lab-mariadb with Glance served over https by each API host (tests/e2e/test_tls.py).
+TLS_STACKS: dict[str, dict[str, Any]] = {"lab-tls": LAB_STACKS["lab-mariadb"]}
+
+
 def stack_definition(name: str) -> dict[str, Any]:
-    """A lab stack's fixed keys, single-controller or cluster."""
-    return {**LAB_STACKS, **CLUSTER_STACKS}[name]
+    """A lab stack's fixed keys, single-controller, cluster or TLS."""
+    return {**LAB_STACKS, **CLUSTER_STACKS, **TLS_STACKS}[name]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@
   keystoneApiUrl (unset: their http:// defaults) and the stores' Swift authUrl, S3 endpoint and
   Cinder endpointTemplate;
 - production-host-keys-verified: production does not set `glance:insecureIgnoreHostKeys`;
+- production-tls-verified: production turns off no TLS verification: no OpenStack provider sets
+  `insecure`, no `glance:apiOptions` item sets an `*insecure` option (authtoken's `insecure`,
+  `swift_store_auth_insecure`, `cinder_api_insecure`) true; a private CA goes to `glance:tlsCaBundle`;
 - image-service-interfaces: the image service has its public, internal and admin endpoints.
 
 Production is what the stack file says (`glance:environment: production`), never what the stack
@@ -315,6 +318,36 @@ def production_host_keys_verified(args: StackValidationArgs, report: ReportViola
             )
 
 
+# Options that switch TLS verification off, as oslo.config and glance_store name them.
+INSECURE_OPTION = re.compile(r"(^|_)insecure$")
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+def insecure_api_options(config: dict[str, Any]) -> list[str]:
+    """`glance:apiOptions[N] (section.option)` of each item that sets an insecure option true."""
+    items = config.get(f"{NAMESPACE}:apiOptions")
+    found = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, str):
+            continue
+        name, _, value = (part.strip() for part in item.partition("="))
+        if INSECURE_OPTION.search(name.partition(".")[2].lower()) and value.lower() in TRUE_WORDS:
+            found.append(f"{NAMESPACE}:apiOptions[{index}] ({name})")
+    return found
+
+
+def production_tls_verified(args: StackValidationArgs, report: ReportViolation, project: Path = PROJECT) -> None:
+    remedy = f"a production stack verifies every certificate; trust a private CA with {NAMESPACE}:tlsCaBundle"
+    for _stack, path, config in stack_files(args, project):
+        if is_production(config):
+            for where in insecure_api_options(config):
+                report(f"{where} turns TLS verification off in {path.name}: {remedy}", None)
+    for resource in args.resources:
+        insecure = str(resource.props.get("insecure")).lower() == "true"
+        if resource.resource_type == OPENSTACK_PROVIDER and insecure and production_config(resource, project):
+            report(f"provider {resource.name} sets insecure, which turns TLS verification off: {remedy}", None)
+
+
 def image_service_interfaces(args: StackValidationArgs, report: ReportViolation) -> None:
     present = {str(r.props.get("interface")) for r in args.resources if r.resource_type == ENDPOINT}
     missing = INTERFACES - present
@@ -358,6 +391,11 @@ POLICIES: list[Policy] = [
         "production-host-keys-verified",
         "A production stack does not set glance:insecureIgnoreHostKeys.",
         production_host_keys_verified,
+    ),
+    _stack_policy(
+        "production-tls-verified",
+        "A production stack turns off no TLS verification (providers' insecure, apiOptions' *insecure).",
+        production_tls_verified,
     ),
     _stack_policy(
         "image-service-interfaces",

@@ -79,6 +79,7 @@ def _variants() -> dict[str, dict[str, Any]]:
         **pinned(*hosts),
         "apiHosts": hosts,
         "publicUrl": LB,
+        "tlsTermination": "loadBalancer",
         "internalUrl": "",
         "adminUrl": "",
         "stores": [{"id": "objects", "type": "swift", "createContainer": True}],

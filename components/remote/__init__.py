@@ -7,6 +7,16 @@ them, on standard input.
 
 from importlib.resources import files
 
+from components.scripts import run_python
+
 
 def script_source(module: str) -> str:
     return files(__name__).joinpath(f"{module}.py").read_text(encoding="utf-8")
+
+
+def run_script(module: str, *args: str, ca_bundle: str | None = None) -> str:
+    """The command that runs a script; with `ca_bundle` (which its JSON parameters then carry too),
+    inside with_ca, so that its https calls trust those CAs only."""
+    if ca_bundle is None:
+        return run_python(script_source(module), *args)
+    return run_python(script_source("with_ca"), script_source(module), *args)

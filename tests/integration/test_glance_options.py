@@ -28,8 +28,9 @@ from components.rendering import (
 )
 from components.settings import Settings, load_settings
 from components.store_options import SWIFT_REFERENCES
+from tests.certificates import Authority
 from tests.unit.harness import TEST_SECRETS, stack_config
-from tests.unit.test_stores import EVERY_TYPE, files_of
+from tests.unit.test_stores import EVERY_TYPE, SWIFT, files_of
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 VALIDATOR = "/usr/bin/oslo-config-validator"
@@ -366,3 +367,23 @@ def test_every_printable_password_reads_back_exactly_through_oslo_config(tmp_pat
         read_back = json.loads(result.stdout)
         expected = dict(HOSTILE_PASSWORDS) if variant == "rhel" else {**HOSTILE_PASSWORDS, "limits": None}
         assert read_back == expected, variant
+
+
+def test_tls_options_are_real(tmp_path: Path) -> None:
+    """A stack served over TLS on its hosts, trusting a private CA, with every store type (Swift's
+    Keystone over https): the listen, proxy, CA and store CA options are Glance's own."""
+    authority = Authority()
+    server = authority.issue("controller")
+    stores = [{**store, "authUrl": "https://keystone.example/v3"} if store is SWIFT else store for store in EVERY_TYPE]
+    tls = {"tlsCertificate": server.certificate, "tlsPrivateKey": server.key, "tlsCaBundle": authority.pem}
+    urls = {"publicUrl": "", "internalUrl": "", "adminUrl": ""}
+    config = {**stack_config("debian"), **TEST_SECRETS, **urls, **tls, "stores": stores, "defaultStore": "local"}
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    settings = load_settings(raw, frozenset(TEST_SECRETS) | {"stores", "tlsPrivateKey"})
+    sections = effective_sections(settings, CREDENTIALS, ENDPOINT_ID)
+    assert sections["oslo_middleware"] and sections["DEFAULT"]["bind_host"] == "127.0.0.1"
+    assert sections["objects"]["swift_store_cacert"] and sections["volumes"]["cinder_ca_certificates_file"]
+    result = validate_with_stores(settings, render_ini(sections), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ERROR" not in result.stderr
+    assert set(sections["keystone_authtoken"]) <= authtoken_option_names()

@@ -18,6 +18,7 @@ SWIFT_ONLY = [{"id": "objects", "type": "swift", "createContainer": True}]
 def two_hosts(deployment: Deployment | None = None, **overrides: Any) -> Deployment:
     """Stack debian-swift on two hosts behind LB, with Swift as the only store."""
     config = {**stack_config("debian-swift"), **TEST_SECRETS, **pinned(*HOSTS), "apiHosts": HOSTS, "publicUrl": LB}
+    config |= {"tlsTermination": "loadBalancer"}  # the load balancer ends TLS
     config |= {"internalUrl": "", "adminUrl": ""}  # unset: they follow publicUrl
     return run_program({**config, "stores": SWIFT_ONLY, "defaultStore": "", **overrides}, deployment)
 

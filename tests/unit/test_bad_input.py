@@ -359,6 +359,7 @@ CASES: list[tuple[str, Change, Refused | Accepted]] = [
             **pinned("fd00::21", "fd00::22"),
             **stores(SWIFT),
             "publicUrl": "https://[fd00::20]:9292",
+            "tlsTermination": "loadBalancer",
         },
         Accepted(two_ipv6_hosts),
     ),

@@ -114,7 +114,13 @@ def test_an_unreachable_host_is_left_to_the_steps() -> None:
 def test_each_host_is_checked_once() -> None:
     hosts = ["api1", "api2"]
     stores = [{"id": "objects", "type": "swift"}]
-    settings = config(apiHosts=hosts, publicUrl="https://images.example", stores=stores, **pinned(*hosts))
+    settings = config(
+        apiHosts=hosts,
+        publicUrl="https://images.example",
+        tlsTermination="loadBalancer",
+        stores=stores,
+        **pinned(*hosts),
+    )
     _, asked = run_presenting(TEST_HOST_KEY, settings)
     assert asked == [("api1", 22), ("api2", 22)]
 

@@ -31,7 +31,14 @@ def rendered(profile: str = "debian", **keys: Any) -> configparser.ConfigParser:
 
 def two_hosts(deployment: Deployment | None = None, **overrides: Any) -> Deployment:
     config = {**stack_config("debian-swift"), **TEST_SECRETS, **pinned(*HOSTS), "apiHosts": HOSTS, "publicUrl": LB}
-    config |= {"internalUrl": "", "adminUrl": "", "stores": [SWIFT], "defaultStore": ""}
+    # The load balancer ends TLS; the hosts serve plain http.
+    config |= {
+        "internalUrl": "",
+        "adminUrl": "",
+        "stores": [SWIFT],
+        "defaultStore": "",
+        "tlsTermination": "loadBalancer",
+    }
     return run_program({**config, **overrides}, deployment)
 
 
@@ -162,7 +169,13 @@ def test_worker_urls_given_by_the_operator() -> None:
 
 def test_liberty_hosts_get_no_worker_url() -> None:
     config = {**stack_config("clearlinux"), **TEST_SECRETS, **pinned(*HOSTS), "apiHosts": HOSTS, "publicUrl": LB}
-    config |= {"stores": [SWIFT], "defaultStore": "", "internalUrl": "", "adminUrl": ""}
+    config |= {
+        "stores": [SWIFT],
+        "defaultStore": "",
+        "internalUrl": "",
+        "adminUrl": "",
+        "tlsTermination": "loadBalancer",
+    }
     deployment = run_program(config)
     for node in ("glance", "glance-2"):
         text = plain(deployment.named(f"{node}-config-glance-api").inputs["stdin"])

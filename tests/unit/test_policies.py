@@ -328,6 +328,38 @@ def test_production_host_keys_verified(tmp_path: Path) -> None:
     assert check(environment("lab", **{"glance:insecureIgnoreHostKeys": True})) == []
 
 
+def test_production_tls_verified(tmp_path: Path) -> None:
+    def check(config: dict[str, Any], provider: dict[str, Any] | None = None) -> list[str]:
+        write_stack_file(tmp_path, "blue", config)
+        args = stack_args("blue")
+        if provider is not None:
+            keystone = resource_args("blue", PROVIDER, "glance-keystone", provider)
+            args.resources.append(
+                PolicyResource(PROVIDER, keystone.props, keystone.urn, keystone.name, options(), None, None, [], {})
+            )
+        return violations(glance_rules.production_tls_verified, args, project=tmp_path)
+
+    switches = ["glance_store.swift_store_auth_insecure=True", "keystone_authtoken.insecure = yes"]
+    found = check(environment("production", **{"glance:apiOptions": [*switches, "DEFAULT.workers=2"]}))
+    assert found == [
+        "glance:apiOptions[0] (glance_store.swift_store_auth_insecure) turns TLS verification off in "
+        "Pulumi.blue.yaml: a production stack verifies every certificate; trust a private CA with glance:tlsCaBundle",
+        "glance:apiOptions[1] (keystone_authtoken.insecure) turns TLS verification off in Pulumi.blue.yaml: a "
+        "production stack verifies every certificate; trust a private CA with glance:tlsCaBundle",
+    ]
+    # Set false, or not in production, or an option that only ends like one: nothing to refuse.
+    assert check(environment("production", **{"glance:apiOptions": ["glance_store.cinder_api_insecure=False"]})) == []
+    assert check(environment("production", **{"glance:apiOptions": ["DEFAULT.notinsecure=True"]})) == []
+    assert check(environment("lab", **{"glance:apiOptions": switches})) == []
+    # A composed program's provider that skips verification.
+    assert check(environment("production"), {"authUrl": "https://k/v3", "insecure": True}) == [
+        "provider glance-keystone sets insecure, which turns TLS verification off: a production stack verifies "
+        "every certificate; trust a private CA with glance:tlsCaBundle"
+    ]
+    assert check(environment("production"), {"authUrl": "https://k/v3", "cacertFile": "PEM"}) == []
+    assert check(environment("lab"), {"authUrl": "https://k/v3", "insecure": True}) == []
+
+
 def test_image_service_interfaces() -> None:
     two = stack_args("dev", {"public": "http://c:9292", "internal": "http://c:9292"})
     assert violations(glance_rules.image_service_interfaces, two) == ["the image service lacks its admin endpoint(s)"]
@@ -344,5 +376,6 @@ def test_the_pack_has_every_rule() -> None:
         "production-https-endpoints",
         "production-https-config",
         "production-host-keys-verified",
+        "production-tls-verified",
         "image-service-interfaces",
     ]

@@ -190,6 +190,7 @@ def test_project_schema_and_readme_document_every_key() -> None:
         "glancePassword",
         "limitsPassword",
         "apiSecretOptions",
+        "tlsPrivateKey",
     } == SECRET_KEYS
     declared_secret = {key.removeprefix("glance:") for key, spec in schema.items() if spec.get("secret")}
     # Pulumi refuses a default for a secret key, so only the required credentials are declared secret.
