@@ -1,23 +1,29 @@
 """Glance on one API host, driven over SSH.
 
-Steps, in the order the engine runs them (one GlanceNode per API host; db_sync runs on
-the first only, and the other hosts start once it is done):
-1. install the profile's packages (and the DB driver), recording on the host which ones
-   were not there before;                            delete: uninstall only those, and
+Steps, in the order the engine runs them (one GlanceNode per API host; the schema step runs
+on the first only, and each host's drain waits for the previous host's undrain):
+1. drain: /healthcheck answers 503 (the release's healthcheck_disable file), then wait
+   loadBalancerCheckSeconds for the load balancer to stop sending requests; re-run with the
+   restart (a config or version change), a no-op where Glance does not run yet
+2. install the profile's packages (and the DB driver), at glance:packageVersion when pinned,
+   recording on the host which ones were not there before;
+                                                     delete: uninstall only those, and
                                                      of them only what nothing else needs
-2. the image store directory (protected unless the stack opts out); delete: remove it
-3. each config file, written from standard input; a file the distro's packages ship is
+3. the image store directory (protected unless the stack opts out); delete: remove it
+4. each config file, written from standard input; a file the distro's packages ship is
    saved first, once;                                delete: put that back, else remove
                                                      the file (and directories it made)
-4. ownership: root:glance 0640, or Clear Linux's update-triggers;  re-run on config change
-5. Clear Linux only: OS_IMAGE_API_VERSION=2 in the openrc files
-6. `glance-manage db_sync` as user glance, with retries, once the database and the
-   Keystone identity exist
-7. enable and start the profile's units;                         delete: stop and disable
-8. restart the units, replaced (so re-run) exactly when a config file changes, and only
-   once the previous host's readiness gate has passed: a config change restarts the hosts
-   one after another, so the load balancer always has a host to send requests to
-9. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list
+5. ownership: root:glance 0640, or Clear Linux's update-triggers;  re-run on config change
+6. Clear Linux only: OS_IMAGE_API_VERSION=2 in the openrc files
+7. the schema: `glance-manage db_sync` as user glance, with retries, once the database and
+   the Keystone identity exist; on a version change, after the database dump, `db check`
+   decides (expand and migrate now, contract once every host runs the new code)
+8. enable and start the profile's units;                         delete: stop and disable
+9. restart the units, replaced (so re-run) exactly when a config file or the pinned version
+   changes, once this host is drained
+10. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list
+11. undrain, and wait for the load balancer to see the host again: only then does the next
+   host drain, so the load balancer always has a host to send requests to
 """
 
 from __future__ import annotations
@@ -52,15 +58,18 @@ class NodeArgs:
     # Resources db_sync and the restart must wait for: the database and the identity.
     prerequisites: Sequence[pulumi.Resource]
     host: ApiHost
-    # The first host's db_sync, which the others start after; None: this host runs it.
+    # The first host's schema step, which the others start after; None: this host runs it.
     schema: remote.Command | None = None
-    # The previous host's readiness gate, which this host's restart waits for.
+    # The previous host's undrain, which this host's drain waits for.
     after: pulumi.Resource | None = None
+    # The database dump a version change takes before the schema step (pinned stacks).
+    dump: pulumi.Resource | None = None
 
 
 class GlanceNode(pulumi.ComponentResource):
     ready: remote.Command
     db_sync: remote.Command
+    undrain: remote.Command
 
     def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("glance:node:GlanceNode", name, None, opts)
@@ -68,11 +77,29 @@ class GlanceNode(pulumi.ComponentResource):
         profile = settings.profile
         self._connection = connection(args.host.ssh)
         files = rendering.config_files(settings)
+        version = settings.package_version
+        texts = [_text(file, args) for file in files]
+        # Secret: it is derived from the credentials too, so a password change restarts Glance.
+        paths = [file.path for file in files]
+        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
+        )
+        # What restarts the host, and so drains it first: its config, and the pinned version.
+        restart_triggers: list[pulumi.Input[str]] = [fingerprint, *([version] if version else [])]
 
+        drain = self._command(
+            f"{name}-drain",
+            create=scripts.drain(profile.release, profile.units, args.host.settle_seconds),
+            triggers=restart_triggers,
+            depends_on=[args.after] if args.after else [],
+        )
         install = self._command(
             f"{name}-install",
-            create=scripts.install(profile, settings.database.engine, [s.type for s in settings.glance.stores]),
+            create=scripts.install(
+                profile, settings.database.engine, [s.type for s in settings.glance.stores], version=version
+            ),
             delete=scripts.uninstall(profile),
+            depends_on=[drain],
         )
         directories = [
             self._command(
@@ -97,7 +124,6 @@ class GlanceNode(pulumi.ComponentResource):
                     depends_on=[install],
                 )
             )
-        texts = [_text(file, args) for file in files]
         configs = [
             self._command(
                 f"{name}-config-{file.step_name}",
@@ -110,11 +136,6 @@ class GlanceNode(pulumi.ComponentResource):
             )
             for file, text in zip(files, texts, strict=True)
         ]
-        # Secret: it is derived from the credentials too, so a password change restarts Glance.
-        paths = [file.path for file in files]
-        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
-        )
         ownership = self._command(
             f"{name}-ownership",
             create=scripts.fix_ownership(profile, paths, rendering.config_dirs(settings)),
@@ -130,7 +151,10 @@ class GlanceNode(pulumi.ComponentResource):
         self.db_sync = args.schema or self._command(
             f"{name}-db-sync",
             create=scripts.db_sync(),
-            depends_on=[ownership, *args.prerequisites],
+            # A pinned version's change (its standard input) runs the schema step of an upgrade.
+            update=scripts.schema_upgrade(profile.release) if version else None,
+            stdin=version,
+            depends_on=[ownership, *args.prerequisites, *([args.dump] if args.dump else [])],
             secret_outputs=True,
         )
         units = self._command(
@@ -142,8 +166,8 @@ class GlanceNode(pulumi.ComponentResource):
         restart = self._command(
             f"{name}-restart",
             create=scripts.restart_units(profile.units),
-            triggers=[fingerprint],
-            depends_on=[units, *args.prerequisites, *([args.after] if args.after else [])],
+            triggers=restart_triggers,
+            depends_on=[units, drain, *args.prerequisites],
         )
         self.ready = self._command(
             f"{name}-ready",
@@ -153,6 +177,12 @@ class GlanceNode(pulumi.ComponentResource):
             depends_on=[restart],
             secret_outputs=True,
         )
+        self.undrain = self._command(
+            f"{name}-undrain",
+            create=scripts.undrain(profile.release, args.host.settle_seconds),
+            triggers=[self.ready.id],
+            depends_on=[self.ready],
+        )
         self.register_outputs({"ready": self.ready.stdout})
 
     def _command(
@@ -160,7 +190,8 @@ class GlanceNode(pulumi.ComponentResource):
         name: str,
         create: str,
         delete: str | None = None,
-        stdin: pulumi.Output[str] | None = None,
+        update: str | None = None,
+        stdin: pulumi.Input[str] | None = None,
         triggers: Sequence[pulumi.Input[str]] | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
         protect: bool = False,
@@ -172,6 +203,7 @@ class GlanceNode(pulumi.ComponentResource):
             connection=self._connection,
             create=create,
             delete=delete,
+            update=update,
             stdin=stdin,
             triggers=list(triggers) if triggers else None,
             # The provider would otherwise send the last stdout back as an environment
@@ -227,7 +259,6 @@ def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
                     "domain_id": keystone.domain_id,
                     "project": keystone.service_project,
                     "timeout": READINESS_TIMEOUT_SECONDS,
-                    "settle_seconds": args.host.settle_seconds,
                 }
             )
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import pulumi
 
-from components import host_keys
+from components import host_keys, schema
 from components.database import DatabaseArgs, GlanceDatabase
 from components.identity import GlanceIdentity, IdentityArgs
 from components.image import CirrosImage, ImageArgs
@@ -63,6 +63,7 @@ class GlanceService(pulumi.ComponentResource):
     database: pulumi.Output[str]
     image_id: pulumi.Output[str]
     stores: dict[str, Any]
+    database_dump: str | None
 
     def __init__(self, name: str, args: GlanceServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         settings = args.settings
@@ -117,6 +118,13 @@ class GlanceService(pulumi.ComponentResource):
             ),
             moved,
         )
+        version = settings.package_version
+        # Pinned: a dump before the schema moves (the first deploy's db_sync, a version change's step).
+        dump = (
+            schema.database_dump(name, settings, version, pulumi.ResourceOptions(parent=self, depends_on=[database]))
+            if version
+            else None
+        )
         nodes: list[GlanceNode] = []
         for index, host in enumerate(settings.api_hosts):
             nodes.append(
@@ -133,11 +141,14 @@ class GlanceService(pulumi.ComponentResource):
                         prerequisites=[database, identity, containers],
                         host=host,
                         schema=nodes[0].db_sync if nodes else None,
-                        after=nodes[-1].ready if nodes else None,
+                        after=nodes[-1].undrain if nodes else None,
+                        dump=dump,
                     ),
                     moved,
                 )
             )
+        if version and settings.profile.release.rolling_schema:
+            schema.schema_contract(name, settings, version, nodes[-1].undrain, pulumi.ResourceOptions(parent=self))
         image = CirrosImage(
             name,
             ImageArgs(settings=settings.image, keystone=settings.keystone, ready=[node.ready for node in nodes]),
@@ -152,6 +163,7 @@ class GlanceService(pulumi.ComponentResource):
         self.database = database.name
         self.image_id = image.id
         self.stores = {"enabled": [s.id for s in settings.glance.stores], "default": settings.glance.default_store}
+        self.database_dump = schema.dump_path(settings.database, version) if version else None
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:
@@ -165,4 +177,6 @@ class GlanceService(pulumi.ComponentResource):
             "database": self.database,
             "image_id": self.image_id,
             "stores": self.stores,
+            # Pinned stacks: on the database host, the dump taken before the version's schema step.
+            **({"database_dump": self.database_dump} if self.database_dump else {}),
         }

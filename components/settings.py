@@ -74,7 +74,7 @@ class ApiHost:
     ssh: SshTarget
     # Glance's API on this host itself, which its readiness gate checks.
     api_url: str
-    # How long the gate waits once the host answers, for the load balancer to see it.
+    # How long the drain and the undrain wait for the load balancer's checks to see the change.
     settle_seconds: int = 0
 
 
@@ -173,6 +173,8 @@ class Settings:
     glance: GlanceSettings
     image: ImageSettings
     protect_data: bool
+    # glance:packageVersion: Glance's packages at exactly this version; None: as resolved, once.
+    package_version: str | None = None
 
 
 def load_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
@@ -239,6 +241,7 @@ def derive(config: StackConfig) -> Settings:
         ),
         image=_image(config),
         protect_data=config.protect_data,
+        package_version=config.package_version,
     )
 
 
