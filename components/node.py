@@ -19,8 +19,10 @@ on the first only, and each host's drain waits for the previous host's undrain):
    the Keystone identity exist; on a version change, after the database dump, `db check`
    decides (expand and migrate now, contract once every host runs the new code)
 8. enable and start the profile's units;                         delete: stop and disable
-9. restart the units, replaced (so re-run) exactly when a config file or the pinned version
-   changes, once this host is drained
+9. restart the units, replaced (so re-run) exactly when a config file changes in an option
+   glance-api does not reload (components/reload.py) or the pinned version changes, once
+   this host is drained; a change glance-api reloads is a SIGHUP instead (the reload step,
+   after the readiness gate), which drops no request
 10. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list
 11. undrain, and wait for the load balancer to see the host again: only then does the next
    host drain, so the load balancer always has a host to send requests to
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components import rendering, scripts
+from components import reload, rendering, scripts
 from components.remote import script_source
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
@@ -64,6 +66,8 @@ class NodeArgs:
     after: pulumi.Resource | None = None
     # The database dump a version change takes before the schema step (pinned stacks).
     dump: pulumi.Resource | None = None
+    # Pinned stacks: the version the host holds besides the pin (components/installed_versions.py).
+    found_version: str = ""
 
 
 class GlanceNode(pulumi.ComponentResource):
@@ -84,8 +88,25 @@ class GlanceNode(pulumi.ComponentResource):
         fingerprint: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
         )
-        # What restarts the host, and so drains it first: its config, and the pinned version.
-        restart_triggers: list[pulumi.Input[str]] = [fingerprint, *([version] if version else [])]
+        # What restarts the host, and so drains it first: its config but for what glance-api reloads
+        # (a change to that only reloads it), and the pinned version.
+        reloads = reload.reload_safe(settings)
+
+        def part_fingerprint(part: int) -> pulumi.Output[str]:
+            """The fingerprint of what needs a restart (0) or what glance-api reloads (1)."""
+            return pulumi.Output.secret(
+                pulumi.Output.all(*texts).apply(
+                    lambda rendered: _fingerprint(
+                        {path: reload.split(path, text)[part] for path, text in zip(paths, rendered, strict=True)}
+                    )
+                )
+            )
+
+        restart_fingerprint = part_fingerprint(0) if reloads else fingerprint
+        restart_triggers: list[pulumi.Input[str]] = [
+            restart_fingerprint,
+            *([version, args.found_version] if version else []),
+        ]
 
         drain = self._command(
             f"{name}-drain",
@@ -96,7 +117,11 @@ class GlanceNode(pulumi.ComponentResource):
         install = self._command(
             f"{name}-install",
             create=scripts.install(
-                profile, settings.database.engine, [s.type for s in settings.glance.stores], version=version
+                profile,
+                settings.database.engine,
+                [s.type for s in settings.glance.stores],
+                version=version,
+                found=args.found_version,
             ),
             delete=scripts.uninstall(profile),
             depends_on=[drain],
@@ -177,6 +202,14 @@ class GlanceNode(pulumi.ComponentResource):
             depends_on=[restart],
             secret_outputs=True,
         )
+        if reloads:
+            # A change glance-api reloads: SIGHUP, once the files are written (and after a restart).
+            self._command(
+                f"{name}-reload",
+                create=scripts.reload_unit(profile.units[0]),
+                triggers=[part_fingerprint(1)],
+                depends_on=[ownership, self.ready],
+            )
         self.undrain = self._command(
             f"{name}-undrain",
             create=scripts.undrain(profile.release, args.host.settle_seconds),

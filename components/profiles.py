@@ -45,6 +45,8 @@ class Release:
     # glance-manage's rolling schema commands (`db check`, `db expand`, `db migrate`, `db contract`);
     # without them the schema moves with `db_sync` before the first host restarts.
     rolling_schema: bool
+    # glance-api reloads its configuration on SIGHUP to its main process (components/reload.py).
+    sighup_reload: bool
     # While this file exists, glance-api-paste.ini's healthcheck filter (oslo.middleware's
     # disable_by_file backend) answers 503, so a load balancer stops sending the host requests.
     healthcheck_disable_file: str = "/etc/glance/healthcheck_disable"
@@ -66,6 +68,8 @@ LIBERTY = Release(
     store_types=frozenset({"file", "swift", "rbd", "cinder"}),
     multi_store=False,
     rolling_schema=False,
+    # Not checked against Liberty's server: its config changes restart.
+    sighup_reload=False,
 )
 
 ZED = Release(
@@ -83,6 +87,7 @@ ZED = Release(
     store_types=frozenset({"file", "swift", "rbd", "s3", "cinder"}),
     multi_store=True,
     rolling_schema=True,
+    sighup_reload=True,
 )
 
 

@@ -29,6 +29,8 @@ from components.stores import StoreType
 
 STRICT = "set -eu"
 STATE_DIR = "/var/lib/glance-pulumi"
+# In STATE_DIR: the Glance version the last pinned install replaced (components/installed_versions.py).
+REPLACED_VERSION = "replaced-version"
 # The first line of every config file the program renders (see rendering._render).
 MANAGED_HEADER = "# Managed by glance-pulumi"
 
@@ -78,6 +80,7 @@ def install(
     store_types: Iterable[StoreType] = (),
     state_dir: str = STATE_DIR,
     version: str | None = None,
+    found: str = "",
 ) -> str:
     """Install the packages; record in the state directory the ones that were not there before.
 
@@ -85,7 +88,8 @@ def install(
     completes, so the run after an interrupted one still knows which packages are its own.
     With `version` (glance:packageVersion), Glance's packages go to exactly that version, up
     or down, without the package manager restarting Glance, and the step fails unless the
-    host then reports it.
+    host then reports it. `found` is what the program found on the host that is not the pin
+    (installed_versions.found_version): part of the script, so a host off the pin re-runs it.
     """
     store_packages = [package for kind in store_types for package in profile.store_packages.get(kind, ())]
     names = dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages))
@@ -98,8 +102,15 @@ def install(
         packages = _words([*pinned, *(name for name in names if name not in pin.packages)])
         wanted = shlex.quote(version)
         commands = [
+            f"echo {shlex.quote('found on this host besides the pin: ' + (found or 'nothing'))}",
             f"before=$({pin.installed_version})",
             f'echo "Glance packages: ${{before:-not installed}} -> "{wanted}',
+            # Kept, numbered, so the program's next look at this host finds what it found now
+            # (installed_versions.found_version): no second rollout.
+            f'if [ -n "$before" ] && [ "$before" != {wanted} ]; then',
+            f"  n=$(sed -n 's/^.* #\\([0-9]*\\)$/\\1/p' \"$state/{REPLACED_VERSION}\" 2>/dev/null || true)",
+            f'  printf \'%s #%s\\n\' "$before" "$((${{n:-0}} + 1))" > "$state/{REPLACED_VERSION}"',
+            "fi",
             *(Template(line).substitute(packages=packages, version=wanted) for line in pin.install_commands),
         ]
         report = (
@@ -367,6 +378,22 @@ def enable_units(units: Iterable[str]) -> str:
 
 def disable_units(units: Iterable[str]) -> str:
     return _join(f"systemctl disable --now {_words(units)} || true")
+
+
+def reload_unit(unit: str) -> str:
+    """SIGHUP to the unit's main process: glance-api reloads its configuration without dropping a
+    request (components/reload.py); a unit not running has nothing to reload."""
+    quoted = shlex.quote(unit)
+    return _join(
+        STRICT,
+        f"if systemctl is-active --quiet {quoted}; then",
+        f"  systemctl kill --kill-whom=main --signal=HUP {quoted}",
+        # A configuration it cannot load stops it: that fails the step.
+        "  sleep 2",
+        f"  systemctl is-active --quiet {quoted}",
+        '  echo "SIGHUP sent: glance-api reloaded its configuration"',
+        "fi",
+    )
 
 
 def restart_units(units: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pulumi
 
-from components import host_keys, schema
+from components import host_keys, installed_versions, schema
 from components.database import DatabaseArgs, GlanceDatabase
 from components.identity import GlanceIdentity, IdentityArgs
 from components.image import CirrosImage, ImageArgs
@@ -49,6 +49,19 @@ def check_host_keys(settings: Settings) -> None:
         pulumi.log.warn("glance:insecureIgnoreHostKeys is true: SSH host keys are not verified; a throwaway lab only")
     for unreachable in host_keys.verify(ssh_targets):
         pulumi.log.warn(f"{unreachable} did not answer the host key check now; its steps verify the pinned key")
+
+
+def found_versions(settings: Settings) -> dict[str, str]:
+    """Pinned stacks: what each API host holds besides the pin, so an `up` corrects a host changed by
+    hand (components/installed_versions.py)."""
+    if settings.package_version is None:
+        return {}
+    found, unreachable = installed_versions.observe(
+        [host.ssh for host in settings.api_hosts], settings.profile, settings.package_version
+    )
+    for host in unreachable:
+        pulumi.log.warn(f"{host} did not say which Glance version it runs; taken to be at glance:packageVersion")
+    return found
 
 
 class GlanceService(pulumi.ComponentResource):
@@ -119,6 +132,7 @@ class GlanceService(pulumi.ComponentResource):
             moved,
         )
         version = settings.package_version
+        found = found_versions(settings)
         # Pinned: a dump before the schema moves (the first deploy's db_sync, a version change's step).
         dump = (
             schema.database_dump(name, settings, version, pulumi.ResourceOptions(parent=self, depends_on=[database]))
@@ -143,6 +157,7 @@ class GlanceService(pulumi.ComponentResource):
                         schema=nodes[0].db_sync if nodes else None,
                         after=nodes[-1].undrain if nodes else None,
                         dump=dump,
+                        found_version=found.get(host.ssh.host, ""),
                     ),
                     moved,
                 )

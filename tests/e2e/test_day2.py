@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from lab.cluster import Cluster
+from lab.controller import Lab
 from lab.paths import cache_root
 from lab.stacks import PulumiCli
 from tests.e2e import checks
@@ -223,6 +224,19 @@ class TestSecurityUpdateOnTwoHosts:
         assert NEW.replace(":", "_") in dump
         day2.stack.cli("preview", "--expect-no-changes")
 
+    def test_a_host_changed_by_hand_is_put_back_on_the_pin(self, day2: Day2) -> None:
+        target = day2.stack.target
+        second = target.hosts[1]
+        packages = " ".join(f"{package}={OLD}" for package in GLANCE_PACKAGES)
+        target.ssh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades {packages}", host=second)
+        assert installed_versions(target) == [NEW, OLD]
+        preview = day2.stack.cli("preview", "--diff")
+        assert "glance-2-install]" in preview and "glance-install]" not in preview, preview[-3000:]
+        with Timer(f"engine {STACK}: up correcting a host changed by hand"):
+            day2.stack.cli("up", "--yes", "--skip-preview")
+        assert installed_versions(target) == [NEW, NEW]
+        day2.stack.cli("preview", "--expect-no-changes")
+
     def test_every_image_downloads_with_its_original_checksum(self, day2: Day2) -> None:
         target = day2.stack.target
         admin = target.admin()
@@ -233,3 +247,38 @@ class TestSecurityUpdateOnTwoHosts:
         for image_id in day2.images:
             day2.stack.target.admin().send("DELETE", f"{day2.stack.target.glance_url}/v2/images/{image_id}")
         day2.stack.cli("destroy", "--yes", "--skip-preview")
+
+
+SINGLE = "lab-mariadb"
+
+
+@pytest.fixture(scope="class")
+def single(lab_host: Lab, pulumi_cli: PulumiCli) -> Iterator[EngineStack]:
+    yield from engine_stack(SINGLE, lab_host, pulumi_cli, {})
+
+
+def main_pid(target: checks.Target) -> str:
+    return target.ssh(f"systemctl show -p MainPID --value {checks.UNIT}").strip()
+
+
+@pytest.mark.e2e
+class TestConfigReloadOnOneHost:
+    def test_up(self, single: EngineStack) -> None:
+        single.cli("up", "--yes", "--skip-preview")
+
+    def test_debug_change_reloads_without_a_failed_request(self, single: EngineStack) -> None:
+        target = single.target
+        pid = main_pid(target)
+        single.set_config("glance:debug", "true")
+        with Timer(f"engine {SINGLE}: debug on, reloaded"), checks.EndpointPoller(target) as poller:
+            single.cli("up", "--yes", "--skip-preview")
+            time.sleep(2)
+        print(f"poller: {poller.calls} calls, {len(poller.failures)} failed")
+        assert poller.calls > 20 and poller.failures == [], poller.failures
+        # Reloaded, not restarted: the same main process, and its new workers log at debug level.
+        assert main_pid(target) == pid
+        assert "debug = True" in target.ssh(f"cat {checks.API_CONF}")
+        assert " DEBUG " in target.ssh("tail -n 200 /var/log/glance/glance-api.log")
+
+    def test_destroy(self, single: EngineStack) -> None:
+        single.cli("destroy", "--yes", "--skip-preview")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from components.installed_versions import found_version
 from components.settings import ConfigError
 from tests.unit.harness import run_stack
-from tests.unit.test_api_hosts import two_hosts
+from tests.unit.test_api_hosts import HOSTS, two_hosts
 from tests.unit.test_config_delivery import changed
 
 OLD = "2:25.1.0-2+deb12u3"
@@ -75,3 +76,25 @@ def test_liberty_moves_its_schema_with_db_sync() -> None:
     assert "glance-manage db_sync" in deployment.named("glance-db-sync").inputs["update"]
     assert "swupd update --version 31000" in deployment.named("glance-install").inputs["create"]
     assert "glance-db-contract" not in {r.name for r in deployment.registrations}
+
+
+def test_a_host_changed_by_hand_is_drained_reinstalled_and_restarted_once() -> None:
+    first, second = HOSTS
+    # Both hosts went from OLD to NEW with the pin; the install recorded what it replaced.
+    pinned = two_hosts(packageVersion=NEW, versions={first: f"{NEW}\n{OLD} #1\n", second: f"{NEW}\n{OLD} #1\n"})
+    # Someone put the old version back on the second host by hand.
+    drifted = two_hosts(packageVersion=NEW, versions={first: f"{NEW}\n{OLD} #1\n", second: f"{OLD}\n{OLD} #1\n"})
+    steps = changed(pinned, drifted)
+    assert steps == {"glance-2-drain", "glance-2-install", "glance-2-restart"}, steps
+    assert f"besides the pin: {OLD} #2" in drifted.named("glance-2-install").inputs["create"]
+    # Corrected: the host is at the pin and its install recorded OLD #2, so nothing moves again.
+    corrected = two_hosts(packageVersion=NEW, versions={first: f"{NEW}\n{OLD} #1\n", second: f"{NEW}\n{OLD} #2\n"})
+    assert changed(drifted, corrected) == set()
+
+
+def test_found_version_numbers_each_departure_from_the_pin() -> None:
+    assert found_version(OLD, "", NEW) == f"{OLD} #1"
+    assert found_version(OLD, f"{OLD} #1", NEW) == f"{OLD} #2"
+    assert found_version(NEW, f"{OLD} #2", NEW) == f"{OLD} #2"
+    assert found_version("", "", NEW) == ""
+    assert found_version(NEW, "", NEW) == ""
