@@ -1,6 +1,7 @@
 """An upgrade changes nothing it should not: a stack deployed by an earlier version of the
 program shows no change to any of its resources in `pulumi preview` with this one (real
-engine, official plugins); only the GlanceService component is new.
+engine, official plugins) but the new ones: the GlanceService component, the drain, undrain and
+reload steps, and the readiness gate's new script.
 
 The earlier version is a commit of this repository (PREVIOUS): its program files are
 checked out into the scratch project, lab-mariadb is deployed with them, then the project
@@ -70,11 +71,22 @@ class TestUpgradeFromThePreviousVersion:
     def test_this_version_previews_no_changes(self, deployed: EngineStack) -> None:
         place_program(deployed.pulumi.cwd, None)
         plan = json.loads(deployed.cli("preview", "--json"))
-        steps = {step["urn"]: step["op"] for step in plan.get("steps", []) if step["op"] not in ("same", "read")}
-        # The one new thing is the GlanceService component itself, which has no provider and does
-        # nothing; every resource of the old layout is found through its alias: none is touched.
-        assert list(steps.values()) == ["create"], steps
-        assert next(iter(steps)).endswith("::glance:service:GlanceService::glance"), steps
+        steps = {
+            step["urn"].rsplit("::", 1)[-1]: step["op"]
+            for step in plan.get("steps", [])
+            if step["op"] not in ("same", "read")
+        }
+        # New: the GlanceService component itself, which has no provider and does nothing, and the
+        # host's drain, undrain and reload steps (issue 19); the readiness gate is updated (it runs
+        # again: its script now takes a drained host's 503 as up). Every resource of the old layout
+        # is found through its alias, and nothing restarts.
+        assert steps == {
+            "glance": "create",
+            "glance-drain": "create",
+            "glance-undrain": "create",
+            "glance-reload": "create",
+            "glance-ready": "update",
+        }, steps
         deployed.cli("up", "--yes", "--skip-preview")
         deployed.cli("preview", "--expect-no-changes")
 
