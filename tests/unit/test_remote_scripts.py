@@ -477,6 +477,14 @@ def test_readiness_waits_for_health_then_an_authenticated_call() -> None:
     assert "p$w@rd" not in result.stdout + result.stderr
 
 
+def test_readiness_takes_a_drained_host_as_up_and_still_checks_the_authenticated_call() -> None:
+    cloud = FakeCloud(password="pw", drained=True)
+    with serve(cloud) as url:
+        result = readiness(readiness_params(url, "pw", 5))
+    assert result.returncode == 0, result.stderr
+    assert [path for _, path, _ in cloud.requests][-2:] == ["/v3/auth/tokens", "/v2/images?limit=1"]
+
+
 def test_readiness_fails_when_keystone_rejects_glance_although_health_is_ok() -> None:
     cloud = FakeCloud(password="right", reject_tokens=True)
     with serve(cloud) as url:
