@@ -1,9 +1,11 @@
 """Glance as one component: everything a stack deploys, under one `GlanceService`.
 
 Before anything is registered, every SSH host's key is checked against its pin
-(`components.host_keys`). Then, in dependency order:
-passwords -> database + Keystone identity (+ Swift containers) -> each API host's remote
-steps -> the CirrOS image.
+(`components.host_keys`); a pinned stack (glance:packageVersion) then asks each API host which
+Glance version it runs (`components.installed_versions`). Then, in dependency order:
+passwords -> database + Keystone identity (+ Swift containers) -> (pinned: the database dump) ->
+each API host's remote steps, host after host where they restart -> (pinned: the schema
+contract) -> the CirrOS image.
 
 Every child is named from the component's name (the stack's program uses "glance"). Stacks
 deployed before this component existed registered these children at the top of the stack:
