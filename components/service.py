@@ -84,6 +84,7 @@ class GlanceService(pulumi.ComponentResource):
         settings = args.settings
         # First: a host whose key changed stops the run before anything is registered.
         check_host_keys(settings)
+        found = found_versions(settings)
         super().__init__(TYPE, name, None, opts)
         # A direct child: registered at the top of the stack before this component existed.
         moved = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
@@ -134,7 +135,6 @@ class GlanceService(pulumi.ComponentResource):
             moved,
         )
         version = settings.package_version
-        found = found_versions(settings)
         # Pinned: a dump before the schema moves (the first deploy's db_sync, a version change's step).
         dump = (
             schema.database_dump(name, settings, version, pulumi.ResourceOptions(parent=self, depends_on=[database]))
