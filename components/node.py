@@ -1,26 +1,34 @@
 """Glance on one API host, driven over SSH.
 
-Steps, in the order the engine runs them (one GlanceNode per API host; db_sync runs on
-the first only, and the other hosts start once it is done):
-1. install the profile's packages (and the DB driver), recording on the host which ones
-   were not there before;                            delete: uninstall only those, and
+Steps, in the order the engine runs them (one GlanceNode per API host; the schema step runs
+on the first only, and each host's drain waits for the previous host's undrain):
+1. drain: /healthcheck answers 503 (the release's healthcheck_disable file), then wait
+   loadBalancerCheckSeconds for the load balancer to stop sending requests; re-run with the
+   restart (a config or version change), a no-op where Glance does not run yet
+2. install the profile's packages (and the DB driver), at glance:packageVersion when pinned,
+   recording on the host which ones were not there before;
+                                                     delete: uninstall only those, and
                                                      of them only what nothing else needs
-2. the image store directory (protected unless the stack opts out); delete: remove it
-3. each config file, written from standard input; a file the distro's packages ship is
+3. the image store directory (protected unless the stack opts out); delete: remove it
+4. each config file, written from standard input; a file the distro's packages ship is
    saved first, once;                                delete: put that back, else remove
                                                      the file (and directories it made)
-4. ownership: root:glance 0640, or Clear Linux's update-triggers;  re-run on config change
-5. Clear Linux only: OS_IMAGE_API_VERSION=2 in the openrc files
-6. `glance-manage db_sync` as user glance, with retries, once the database and the
-   Keystone identity exist
-7. enable and start the profile's units;                         delete: stop and disable
-8. restart the units, replaced (so re-run) exactly when a config file changes, and only
-   once the previous host's readiness gate has passed: a config change restarts the hosts
-   one after another, so the load balancer always has a host to send requests to
-9. with tlsCertificate: HAProxy's files, its unit, and a reload on any change of them
+5. ownership: root:glance 0640, or Clear Linux's update-triggers;  re-run on config change
+6. Clear Linux only: OS_IMAGE_API_VERSION=2 in the openrc files
+7. the schema: `glance-manage db_sync` as user glance, with retries, once the database and
+   the Keystone identity exist; on a version change, after the database dump, `db check`
+   decides (expand and migrate now, contract once every host runs the new code)
+8. enable and start the profile's units;                         delete: stop and disable
+9. restart the units, replaced (so re-run) exactly when a config file changes in an option
+   glance-api does not reload (components/reload.py) or the pinned version changes, once
+   this host is drained; a change glance-api reloads is a SIGHUP instead (the reload step,
+   after the readiness gate), which drops no request
+10. with tlsCertificate: HAProxy's files, its unit, and a reload on any change of them
    (components/terminator.py), once the restart has moved glance-api to loopback
-10. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list,
+11. readiness of this host itself: /healthcheck, then one Keystone-authenticated image list,
    verifying https with tlsCaBundle when the stack trusts a CA of its own (remote/with_ca.py)
+12. undrain, and wait for the load balancer to see the host again: only then does the next
+   host drain, so the load balancer always has a host to send requests to
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components import rendering, scripts, terminator
+from components import reload, rendering, scripts, terminator
 from components.remote import run_script
 from components.settings import ApiHost, Settings
 from components.ssh import SECRET_OUTPUTS, connection
@@ -55,15 +63,20 @@ class NodeArgs:
     # Resources db_sync and the restart must wait for: the database and the identity.
     prerequisites: Sequence[pulumi.Resource]
     host: ApiHost
-    # The first host's db_sync, which the others start after; None: this host runs it.
+    # The first host's schema step, which the others start after; None: this host runs it.
     schema: remote.Command | None = None
-    # The previous host's readiness gate, which this host's restart waits for.
+    # The previous host's undrain, which this host's drain waits for.
     after: pulumi.Resource | None = None
+    # The database dump a version change takes before the schema step (pinned stacks).
+    dump: pulumi.Resource | None = None
+    # Pinned stacks: the version the host holds besides the pin (components/installed_versions.py).
+    found_version: str = ""
 
 
 class GlanceNode(pulumi.ComponentResource):
     ready: remote.Command
     db_sync: remote.Command
+    undrain: remote.Command
 
     def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("glance:node:GlanceNode", name, None, opts)
@@ -74,7 +87,36 @@ class GlanceNode(pulumi.ComponentResource):
         tls_files = terminator.config_files(settings)
         image_import = settings.glance.image_import
         converter = profile.conversion_packages if image_import is not None and image_import.converts else ()
+        version = settings.package_version
+        texts = [_text(file, args) for file in files]
+        paths = [file.path for file in files]
+        fingerprint = _fingerprint_of(paths, texts)
+        # What restarts the host, and so drains it first: its config but for what glance-api reloads
+        # (a change to that only reloads it), and the pinned version.
+        reloads = reload.reload_safe(settings)
 
+        def part_fingerprint(part: int) -> pulumi.Output[str]:
+            """The fingerprint of what needs a restart (0) or what glance-api reloads (1)."""
+            return pulumi.Output.secret(
+                pulumi.Output.all(*texts).apply(
+                    lambda rendered: _fingerprint(
+                        {path: reload.split(path, text)[part] for path, text in zip(paths, rendered, strict=True)}
+                    )
+                )
+            )
+
+        restart_fingerprint = part_fingerprint(0) if reloads else fingerprint
+        restart_triggers: list[pulumi.Input[str]] = [
+            restart_fingerprint,
+            *([version, args.found_version] if version else []),
+        ]
+
+        drain = self._command(
+            f"{name}-drain",
+            create=scripts.drain(profile.release, profile.units, args.host.settle_seconds),
+            triggers=restart_triggers,
+            depends_on=[args.after] if args.after else [],
+        )
         install = self._command(
             f"{name}-install",
             create=scripts.install(
@@ -82,8 +124,11 @@ class GlanceNode(pulumi.ComponentResource):
                 settings.database.engine,
                 [s.type for s in settings.glance.stores],
                 extra_packages=[*converter, *([terminator.PACKAGE] if tls_files else [])],
+                version=version,
+                found=args.found_version,
             ),
             delete=scripts.uninstall(profile),
+            depends_on=[drain],
         )
         directories = [
             self._command(
@@ -109,8 +154,7 @@ class GlanceNode(pulumi.ComponentResource):
                     depends_on=[install],
                 )
             )
-        configs, fingerprint = self._config_steps(name, files, args, [install])
-        paths = [file.path for file in files]
+        configs = self._config_steps(name, files, texts, [install])
         ownership = self._command(
             f"{name}-ownership",
             create=scripts.fix_ownership(profile, paths, rendering.config_dirs(settings)),
@@ -126,7 +170,10 @@ class GlanceNode(pulumi.ComponentResource):
         self.db_sync = args.schema or self._command(
             f"{name}-db-sync",
             create=scripts.db_sync(),
-            depends_on=[ownership, *args.prerequisites],
+            # A pinned version's change (its standard input) runs the schema step of an upgrade.
+            update=scripts.schema_upgrade(profile.release) if version else None,
+            stdin=version,
+            depends_on=[ownership, *args.prerequisites, *([args.dump] if args.dump else [])],
             secret_outputs=True,
         )
         units = self._command(
@@ -138,8 +185,8 @@ class GlanceNode(pulumi.ComponentResource):
         restart = self._command(
             f"{name}-restart",
             create=scripts.restart_units(profile.units),
-            triggers=[fingerprint],
-            depends_on=[units, *args.prerequisites, *([args.after] if args.after else [])],
+            triggers=restart_triggers,
+            depends_on=[units, drain, *args.prerequisites],
         )
         # The terminator starts once glance-api has left Glance's port for loopback.
         served = [self._terminator(name, tls_files, args, [install, restart])] if tls_files else []
@@ -151,15 +198,31 @@ class GlanceNode(pulumi.ComponentResource):
             depends_on=[restart, *served],
             secret_outputs=True,
         )
+        if reloads:
+            # A change glance-api reloads: SIGHUP, once the files are written (and after a restart).
+            self._command(
+                f"{name}-reload",
+                create=scripts.reload_unit(profile.units[0]),
+                triggers=[part_fingerprint(1)],
+                depends_on=[ownership, self.ready],
+            )
+        self.undrain = self._command(
+            f"{name}-undrain",
+            create=scripts.undrain(profile.release, args.host.settle_seconds),
+            triggers=[self.ready.id],
+            depends_on=[self.ready],
+        )
         self.register_outputs({"ready": self.ready.stdout})
 
     def _config_steps(
-        self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
-    ) -> tuple[list[remote.Command], pulumi.Output[str]]:
-        """A step per file, and the files' fingerprint: secret, as it is derived from the credentials
-        too, so a password change restarts what reads them."""
-        texts = [_text(file, args) for file in files]
-        steps = [
+        self,
+        name: str,
+        files: Sequence[rendering.ConfigFile],
+        texts: Sequence[pulumi.Output[str]],
+        after: Sequence[pulumi.Resource],
+    ) -> list[remote.Command]:
+        """A step per file, writing its text from standard input."""
+        return [
             self._command(
                 f"{name}-config-{file.step_name}",
                 create=scripts.write_file(file.path, keep_original=file.path in PACKAGE_FILES),
@@ -171,18 +234,15 @@ class GlanceNode(pulumi.ComponentResource):
             )
             for file, text in zip(files, texts, strict=True)
         ]
-        paths = [file.path for file in files]
-        fingerprint: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
-        )
-        return steps, fingerprint
 
     def _terminator(
         self, name: str, files: Sequence[rendering.ConfigFile], args: NodeArgs, after: Sequence[pulumi.Resource]
     ) -> remote.Command:
         """HAProxy's files (left root-only: systemd and HAProxy read them as root), its unit, and
         a reload whenever a file changes: a new certificate is served without a failed request."""
-        configs, fingerprint = self._config_steps(name, files, args, after)
+        texts = [_text(file, args) for file in files]
+        configs = self._config_steps(name, files, texts, after)
+        fingerprint = _fingerprint_of([file.path for file in files], texts)
         unit = self._command(
             f"{name}-tls-unit",
             create=scripts.enable_units([terminator.UNIT], daemon_reload=True),
@@ -201,7 +261,8 @@ class GlanceNode(pulumi.ComponentResource):
         name: str,
         create: str,
         delete: str | None = None,
-        stdin: pulumi.Output[str] | None = None,
+        update: str | None = None,
+        stdin: pulumi.Input[str] | None = None,
         triggers: Sequence[pulumi.Input[str]] | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
         protect: bool = False,
@@ -213,6 +274,7 @@ class GlanceNode(pulumi.ComponentResource):
             connection=self._connection,
             create=create,
             delete=delete,
+            update=update,
             stdin=stdin,
             triggers=list(triggers) if triggers else None,
             # The provider would otherwise send the last stdout back as an environment
@@ -248,6 +310,14 @@ def _text(file: rendering.ConfigFile, args: NodeArgs) -> pulumi.Output[str]:
     )
 
 
+def _fingerprint_of(paths: Sequence[str], texts: Sequence[pulumi.Output[str]]) -> pulumi.Output[str]:
+    """Secret: the texts are derived from the credentials too, so a password change restarts (or
+    reloads) what reads them."""
+    return pulumi.Output.secret(
+        pulumi.Output.all(*texts).apply(lambda rendered: _fingerprint(dict(zip(paths, rendered, strict=True))))
+    )
+
+
 def _fingerprint(files: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for path in sorted(files):
@@ -268,7 +338,6 @@ def _readiness_params(args: NodeArgs) -> pulumi.Output[str]:
                     "domain_id": keystone.domain_id,
                     "project": keystone.service_project,
                     "timeout": READINESS_TIMEOUT_SECONDS,
-                    "settle_seconds": args.host.settle_seconds,
                     **({"ca_bundle": keystone.ca_bundle} if keystone.ca_bundle is not None else {}),
                 }
             )

@@ -42,6 +42,14 @@ class Release:
     # (enabled_backends, one section per store) or only [glance_store]'s single-store form.
     store_types: frozenset[StoreType]
     multi_store: bool
+    # glance-manage's rolling schema commands (`db check`, `db expand`, `db migrate`, `db contract`);
+    # without them the schema moves with `db_sync` before the first host restarts.
+    rolling_schema: bool
+    # glance-api reloads its configuration on SIGHUP to its main process (components/reload.py).
+    sighup_reload: bool
+    # While this file exists, glance-api-paste.ini's healthcheck filter (oslo.middleware's
+    # disable_by_file backend) answers 503, so a load balancer stops sending the host requests.
+    healthcheck_disable_file: str = "/etc/glance/healthcheck_disable"
     # Interoperable image import (Queens and later): the methods enabled by default and the
     # output formats of the image_conversion plugin; empty: the release has no import.
     import_methods: tuple[str, ...] = ()
@@ -67,6 +75,9 @@ LIBERTY = Release(
     # Liberty's S3 driver was deprecated and read-only in practice; it came back in Ussuri.
     store_types=frozenset({"file", "swift", "rbd", "cinder"}),
     multi_store=False,
+    rolling_schema=False,
+    # Not checked against Liberty's server: its config changes restart.
+    sighup_reload=False,
 )
 
 ZED = Release(
@@ -85,7 +96,29 @@ ZED = Release(
     multi_store=True,
     import_methods=("glance-direct", "web-download", "copy-image"),
     conversion_formats=("raw", "qcow2", "vmdk"),
+    rolling_schema=True,
+    sighup_reload=True,
 )
+
+
+@dataclass(frozen=True)
+class VersionPin:
+    """How a distro installs Glance at one exact version (glance:packageVersion)."""
+
+    # The packages that carry Glance's version, installed at the pinned one together (their
+    # dependencies on each other are exact); the first is the one whose version is reported.
+    packages: tuple[str, ...]
+    # One package at the version: $package and $version are replaced.
+    spec: str
+    # What a version looks like in this package manager (a full match), with an example.
+    pattern: str
+    example: str
+    # Shell lines installing $packages (the pinned specs plus the other packages), upgrading or
+    # downgrading as needed, without the package manager restarting Glance: the restart step
+    # does that once the host is drained.
+    install_commands: tuple[str, ...]
+    # A shell command printing the installed version ("" when it is not installed).
+    installed_version: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +154,7 @@ class Profile:
     postgresql_unit: str
     # Client environment files that get OS_IMAGE_API_VERSION=2 (Liberty clients default to v1).
     image_api_env_files: tuple[str, ...]
+    version_pin: VersionPin
 
 
 CLEAR_LINUX = Profile(
@@ -154,6 +188,16 @@ CLEAR_LINUX = Profile(
     pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
     postgresql_unit="postgresql.service",
     image_api_env_files=("/root/admin-openrc.sh", "/root/demo-openrc.sh"),
+    # Bundles carry no versions of their own: the pin is the OS release, which swupd moves to
+    # (either way) before the bundle is added.
+    version_pin=VersionPin(
+        packages=(),
+        spec="$package",
+        pattern=r"[0-9]+",
+        example="31000",
+        install_commands=("swupd update --version $version", "clr_bundle_add $packages"),
+        installed_version="swupd info 2>/dev/null | sed -n 's/^Installed version: *//p'",
+    ),
 )
 
 RHEL = Profile(
@@ -186,6 +230,16 @@ RHEL = Profile(
     pg_hba_path="/var/lib/pgsql/data/pg_hba.conf",
     postgresql_unit="postgresql.service",
     image_api_env_files=(),
+    version_pin=VersionPin(
+        packages=("openstack-glance", "python3-glance"),
+        spec="$package-$version",
+        pattern=r"[0-9][A-Za-z0-9._+~^]*-[A-Za-z0-9._+~^]+",
+        example="25.1.0-1.el9",
+        # dnf installs exactly the version named, downgrading a newer one. RDO's scriptlets
+        # try-restart a running glance-api on upgrade: the host is drained by then.
+        install_commands=("yum config-manager --set-enabled crb", "yum install -y $packages"),
+        installed_version="rpm -q --qf '%{VERSION}-%{RELEASE}\\n' openstack-glance 2>/dev/null || true",
+    ),
 )
 
 # `dpkg --configure -a` finishes what an interrupted run left half done, but it does not wait
@@ -244,6 +298,31 @@ DEBIAN = Profile(
     pg_hba_path="/etc/postgresql/15/main/pg_hba.conf",
     postgresql_unit="postgresql.service",
     image_api_env_files=(),
+    version_pin=VersionPin(
+        # glance-api depends on glance-common and that on python3-glance, each at its own version.
+        packages=("glance-api", "glance-common", "python3-glance"),
+        spec="$package=$version",
+        pattern=r"([0-9]+:)?[0-9][A-Za-z0-9.+~]*(-[A-Za-z0-9.+~]+)?",
+        example="2:25.1.0-2+deb12u5",
+        install_commands=(
+            "export DEBIAN_FRONTEND=noninteractive",
+            _DPKG_CONFIGURE.replace("$", "$$"),
+            "apt_get='apt-get -o DPkg::Lock::Timeout=300 --allow-downgrades'",
+            # The postinst's restart (through invoke-rc.d, which asks policy-rc.d) would cut off
+            # the requests in flight: 101 refuses it, the restart step restarts the drained host.
+            # An operator's own policy-rc.d is left alone.
+            "if [ ! -e /usr/sbin/policy-rc.d ]; then",
+            "  trap 'rm -f /usr/sbin/policy-rc.d' EXIT",
+            "  printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d",
+            "  chmod 0755 /usr/sbin/policy-rc.d",
+            "fi",
+            "$$apt_get install -y $packages || { $$apt_get update && $$apt_get install -y $packages; }",
+        ),
+        installed_version=(
+            "dpkg-query -W -f '${db:Status-Status} ${Version}\\n' glance-api 2>/dev/null"
+            " | awk '$1 == \"installed\" { print $2 }'"
+        ),
+    ),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (CLEAR_LINUX, RHEL, DEBIAN)}

@@ -23,12 +23,14 @@ from collections.abc import Iterable
 from string import Template
 
 from components import mysql_account, postgresql_role
-from components.profiles import DbEngine, Profile
-from components.settings import PgHba
+from components.profiles import DbEngine, Profile, Release
+from components.settings import DatabaseSettings, PgHba
 from components.stores import StoreType
 
 STRICT = "set -eu"
 STATE_DIR = "/var/lib/glance-pulumi"
+# In STATE_DIR: the Glance version the last pinned install replaced (components/installed_versions.py).
+REPLACED_VERSION = "replaced-version"
 # The first line of every config file the program renders (see rendering._render).
 MANAGED_HEADER = "# Managed by glance-pulumi"
 
@@ -78,23 +80,52 @@ def install(
     store_types: Iterable[StoreType] = (),
     extra_packages: Iterable[str] = (),
     state_dir: str = STATE_DIR,
+    version: str | None = None,
+    found: str = "",
 ) -> str:
     """Install the packages; record in the state directory the ones that were not there before.
 
     The list of what was present is taken before the first attempt and kept until an attempt
     completes, so the run after an interrupted one still knows which packages are its own.
+    With `version` (glance:packageVersion), Glance's packages go to exactly that version, up
+    or down, without the package manager restarting Glance, and the step fails unless the
+    host then reports it. `found` is what the program found on the host that is not the pin
+    (installed_versions.found_version): part of the script, so a host off the pin re-runs it.
     """
     store_packages = [package for kind in store_types for package in profile.store_packages.get(kind, ())]
-    packages = _words(
-        dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages, *extra_packages))
-    )
+    names = dict.fromkeys((*profile.packages, *profile.db_driver_packages[engine], *store_packages, *extra_packages))
+    if version is None:
+        commands = [Template(line).substitute(packages=_words(names)) for line in profile.install_commands]
+        report: tuple[str, ...] = ()
+    else:
+        pin = profile.version_pin
+        pinned = [Template(pin.spec).substitute(package=package, version=version) for package in pin.packages]
+        packages = _words([*pinned, *(name for name in names if name not in pin.packages)])
+        wanted = shlex.quote(version)
+        commands = [
+            f"echo {shlex.quote('found on this host besides the pin: ' + (found or 'nothing'))}",
+            f"before=$({pin.installed_version})",
+            f'echo "Glance packages: ${{before:-not installed}} -> "{wanted}',
+            # Kept, numbered, so the program's next look at this host finds what it found now
+            # (installed_versions.found_version): no second rollout.
+            f'if [ -n "$before" ] && [ "$before" != {wanted} ]; then',
+            f"  n=$(sed -n 's/^.* #\\([0-9]*\\)$/\\1/p' \"$state/{REPLACED_VERSION}\" 2>/dev/null || true)",
+            f'  printf \'%s #%s\\n\' "$before" "$((${{n:-0}} + 1))" > "$state/{REPLACED_VERSION}"',
+            "fi",
+            *(Template(line).substitute(packages=packages, version=wanted) for line in pin.install_commands),
+        ]
+        report = (
+            f"now=$({pin.installed_version})",
+            f'[ "$now" = {wanted} ] || {{ echo "the host reports ${{now:-nothing}}, not "{wanted} >&2; exit 1; }}',
+        )
     return _join(
         STRICT,
         *_state(state_dir),
         *_present_function(profile),
         '[ -e "$state/packages-before" ] || present "$state/packages-before"',
-        *(Template(line).substitute(packages=packages) for line in profile.install_commands),
+        *commands,
         *_RECORD,
+        *report,
         'echo "packages this stack installed:"',
         'cat "$state/installed-packages"',
     )
@@ -244,8 +275,128 @@ def enable_units(units: Iterable[str], daemon_reload: bool = False) -> str:
     return _join(STRICT, *reload, f"systemctl enable --now {_words(units)}")
 
 
+def _manage() -> tuple[str, ...]:
+    """`manage ARGS`: glance-manage as user glance; `check`: `db check`'s exit status into $rc."""
+    return (
+        'manage() { su -s /bin/sh -c "glance-manage $*" glance; }',
+        "check() { rc=0; manage db check || rc=$?; }",
+    )
+
+
+def schema_upgrade(release: Release, tries: int = 10, delay_seconds: int = 6) -> str:
+    """The schema step of a version change, on the first host once it has the new packages and
+    before it restarts. `glance-manage db check` decides: 0 nothing to do, 3 expand (then
+    migrate), 4 migrate; 5 leaves the contract for when every host runs the new code
+    (schema_contract). A release without the rolling commands runs db_sync."""
+    if not release.rolling_schema:
+        return db_sync(tries, delay_seconds)
+    return _join(
+        "set -u",
+        *_manage(),
+        # 0, 3, 4 and 5 are answers; anything else: the database is not reachable yet.
+        f"for attempt in $(seq 1 {tries}); do",
+        "  check",
+        "  case $rc in 0|3|4|5) break ;; esac",
+        f'  echo "db check attempt $attempt failed ($rc)" >&2; sleep {delay_seconds}',
+        "done",
+        "case $rc in",
+        '  0) echo "schema: up to date, no change" ;;',
+        "  3) manage db expand || exit 1; manage db migrate || exit 1 ;;",
+        "  4) manage db migrate || exit 1 ;;",
+        '  5) echo "schema: contract pending, run once every host has the new code" ;;',
+        "  *) exit 1 ;;",
+        "esac",
+    )
+
+
+def schema_contract() -> str:
+    """`db contract` once every host runs the new code, if `db check` asks for it."""
+    return _join(
+        "set -u",
+        *_manage(),
+        "check",
+        "case $rc in",
+        '  0) echo "schema: up to date, no contract needed" ;;',
+        "  5) manage db contract || exit 1 ;;",
+        '  *) echo "db check exited $rc before the contract" >&2; exit 1 ;;',
+        "esac",
+    )
+
+
+def database_dump(database: DatabaseSettings, path: str) -> str:
+    """Dump the Glance database on the database host into `path` (root only), before a schema
+    change; a dump already there is kept (it is the one from before the change). MySQL: the
+    administrator's password is standard input's first line."""
+    directory = shlex.quote(posixpath.dirname(path))
+    quoted = shlex.quote(path)
+    if database.engine == "mysql":
+        dump = [
+            *_mysql_client(database.admin_user),
+            "dump=$(command -v mariadb-dump || command -v mysqldump)",
+            f'"$dump" {_words(["--user=" + database.admin_user, "--single-transaction", "--routines"])} '
+            f'--databases {shlex.quote(database.name)} > "$tmp"',
+        ]
+    else:
+        dump = [
+            "cd /",
+            f'runuser -u postgres -- pg_dump -p {int(database.port)} -d {shlex.quote(database.name)} > "$tmp"',
+        ]
+    return _join(
+        STRICT,
+        f'if [ -s {quoted} ]; then echo "kept the dump taken before: "{quoted}; exit 0; fi',
+        "umask 077",
+        f"mkdir -p {directory}",
+        f"tmp=$(mktemp {directory}/.dump.XXXXXX)",
+        *dump,
+        f'mv -f "$tmp" {quoted}',
+        f'echo "database dumped to "{quoted}',
+    )
+
+
+def drain(release: Release, units: Iterable[str], wait_seconds: int) -> str:
+    """Take the host out of its load balancer: /healthcheck answers 503 while the disable file
+    exists; then wait for the balancer's checks to see it. A host not serving yet (the first
+    deploy) has nothing to drain."""
+    main_unit = next(iter(units))
+    return _join(
+        STRICT,
+        f"if systemctl is-active --quiet {shlex.quote(main_unit)}; then",
+        f"  touch {shlex.quote(release.healthcheck_disable_file)}",
+        f'  echo "drained: /healthcheck answers 503; waiting {int(wait_seconds)}s for the load balancer"',
+        f"  sleep {int(wait_seconds)}",
+        "fi",
+    )
+
+
+def undrain(release: Release, wait_seconds: int) -> str:
+    """Back into the load balancer, and wait until its checks see the host again, so the next
+    host drains only when this one takes requests."""
+    return _join(
+        STRICT,
+        f"rm -f {shlex.quote(release.healthcheck_disable_file)}",
+        f'echo "undrained; waiting {int(wait_seconds)}s for the load balancer"',
+        f"sleep {int(wait_seconds)}",
+    )
+
+
 def disable_units(units: Iterable[str]) -> str:
     return _join(f"systemctl disable --now {_words(units)} || true")
+
+
+def reload_unit(unit: str) -> str:
+    """SIGHUP to the unit's main process: glance-api reloads its configuration without dropping a
+    request (components/reload.py); a unit not running has nothing to reload."""
+    quoted = shlex.quote(unit)
+    return _join(
+        STRICT,
+        f"if systemctl is-active --quiet {quoted}; then",
+        f"  systemctl kill --kill-whom=main --signal=HUP {quoted}",
+        # A configuration it cannot load stops it: that fails the step.
+        "  sleep 2",
+        f"  systemctl is-active --quiet {quoted}",
+        '  echo "SIGHUP sent: glance-api reloaded its configuration"',
+        "fi",
+    )
 
 
 def restart_units(units: Iterable[str]) -> str:

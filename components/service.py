@@ -1,9 +1,11 @@
 """Glance as one component: everything a stack deploys, under one `GlanceService`.
 
 Before anything is registered, every SSH host's key is checked against its pin
-(`components.host_keys`). Then, in dependency order:
-passwords -> database + Keystone identity (+ Swift containers) -> each API host's remote
-steps -> the CirrOS image.
+(`components.host_keys`); a pinned stack (glance:packageVersion) then asks each API host which
+Glance version it runs (`components.installed_versions`). Then, in dependency order:
+passwords -> database + Keystone identity (+ Swift containers) -> (pinned: the database dump) ->
+each API host's remote steps, host after host where they restart -> (pinned: the schema
+contract) -> the CirrOS image.
 
 Every child is named from the component's name (the stack's program uses "glance"). Stacks
 deployed before this component existed registered these children at the top of the stack:
@@ -21,7 +23,7 @@ from typing import Any
 
 import pulumi
 
-from components import host_keys
+from components import host_keys, installed_versions, schema
 from components.database import DatabaseArgs, GlanceDatabase
 from components.identity import GlanceIdentity, IdentityArgs
 from components.image import CirrosImage, ImageArgs
@@ -51,6 +53,19 @@ def check_host_keys(settings: Settings) -> None:
         pulumi.log.warn(f"{unreachable} did not answer the host key check now; its steps verify the pinned key")
 
 
+def found_versions(settings: Settings) -> dict[str, str]:
+    """Pinned stacks: what each API host holds besides the pin, so an `up` corrects a host changed by
+    hand (components/installed_versions.py)."""
+    if settings.package_version is None:
+        return {}
+    found, unreachable = installed_versions.observe(
+        [host.ssh for host in settings.api_hosts], settings.profile, settings.package_version
+    )
+    for host in unreachable:
+        pulumi.log.warn(f"{host} did not say which Glance version it runs; taken to be at glance:packageVersion")
+    return found
+
+
 class GlanceService(pulumi.ComponentResource):
     """The Image service on the stack's API hosts, its database, its Keystone identity and the CirrOS image."""
 
@@ -63,11 +78,13 @@ class GlanceService(pulumi.ComponentResource):
     database: pulumi.Output[str]
     image_id: pulumi.Output[str]
     stores: dict[str, Any]
+    database_dump: str | None
 
     def __init__(self, name: str, args: GlanceServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         settings = args.settings
         # First: a host whose key changed stops the run before anything is registered.
         check_host_keys(settings)
+        found = found_versions(settings)
         super().__init__(TYPE, name, None, opts)
         # A direct child: registered at the top of the stack before this component existed.
         moved = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
@@ -117,6 +134,13 @@ class GlanceService(pulumi.ComponentResource):
             ),
             moved,
         )
+        version = settings.package_version
+        # Pinned: a dump before the schema moves (the first deploy's db_sync, a version change's step).
+        dump = (
+            schema.database_dump(name, settings, version, pulumi.ResourceOptions(parent=self, depends_on=[database]))
+            if version
+            else None
+        )
         nodes: list[GlanceNode] = []
         for index, host in enumerate(settings.api_hosts):
             nodes.append(
@@ -133,11 +157,15 @@ class GlanceService(pulumi.ComponentResource):
                         prerequisites=[database, identity, containers],
                         host=host,
                         schema=nodes[0].db_sync if nodes else None,
-                        after=nodes[-1].ready if nodes else None,
+                        after=nodes[-1].undrain if nodes else None,
+                        dump=dump,
+                        found_version=found.get(host.ssh.host, ""),
                     ),
                     moved,
                 )
             )
+        if version and settings.profile.release.rolling_schema:
+            schema.schema_contract(name, settings, version, nodes[-1].undrain, pulumi.ResourceOptions(parent=self))
         image = CirrosImage(
             name,
             ImageArgs(settings=settings.image, keystone=settings.keystone, ready=[node.ready for node in nodes]),
@@ -152,6 +180,7 @@ class GlanceService(pulumi.ComponentResource):
         self.database = database.name
         self.image_id = image.id
         self.stores = {"enabled": [s.id for s in settings.glance.stores], "default": settings.glance.default_store}
+        self.database_dump = schema.dump_path(settings.database, version) if version else None
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:
@@ -165,4 +194,6 @@ class GlanceService(pulumi.ComponentResource):
             "database": self.database,
             "image_id": self.image_id,
             "stores": self.stores,
+            # Pinned stacks: on the database host, the dump taken before the version's schema step.
+            **({"database_dump": self.database_dump} if self.database_dump else {}),
         }

@@ -77,7 +77,7 @@ class ApiHost:
     ssh: SshTarget
     # Glance's API on this host itself, which its readiness gate checks.
     api_url: str
-    # How long the gate waits once the host answers, for the load balancer to see it.
+    # How long the drain and the undrain wait for the load balancer's checks to see the change.
     settle_seconds: int = 0
     # With several hosts: this host's own URL (worker_self_reference_url), which it records on
     # the images it stages, so that another host proxies their import here.
@@ -203,6 +203,8 @@ class Settings:
     image: ImageSettings
     protect_data: bool
     tls: TlsSettings = TlsSettings()
+    # glance:packageVersion: Glance's packages at exactly this version; None: as resolved, once.
+    package_version: str | None = None
 
 
 def load_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
@@ -270,6 +272,7 @@ def derive(config: StackConfig) -> Settings:
             ca_bundle=config.tls_ca_bundle,
             behind_proxy=any(url.startswith("https://") for url in config.endpoint_urls.values()),
         ),
+        package_version=config.package_version,
     )
 
 

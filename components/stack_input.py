@@ -301,6 +301,16 @@ class StackConfig(BaseModel):
             "applies its production rules to production."
         ),
     )
+    package_version: str | None = Field(
+        None,
+        description=(
+            "The exact version of Glance's packages to install (unset: whatever the package manager resolves, once). "
+            "debian: the Debian version of glance-api, glance-common and python3-glance (e.g. `2:25.1.0-2+deb12u5`); "
+            "rhel: VERSION-RELEASE of openstack-glance and python3-glance (e.g. `25.1.0-1.el9`); clearlinux: the OS "
+            "release swupd moves to (e.g. `31000`). Pinning is recommended: changing it upgrades (or downgrades) "
+            "the API hosts one after another, drained, with the schema step; see [Updates](#updates)."
+        ),
+    )
     controller_host: HostName = Field(
         "controller",
         description="Host name of the controller in service URLs and config files. A host (name or IPv4/IPv6).",
@@ -433,8 +443,9 @@ class StackConfig(BaseModel):
     load_balancer_check_seconds: Annotated[int, Field(ge=0, le=300)] = Field(
         3,
         description=(
-            "With several apiHosts, how long the load balancer's health checks take to see a restarted host back "
-            "(interval x rise); each host's readiness gate waits that long before the next host restarts. 0-300."
+            "With several apiHosts, how long the load balancer's health checks take to see a host go or come back "
+            "(interval x fall, interval x rise): a restarting host waits that long once drained, before it stops, "
+            "and once undrained, before the next host drains. 0-300."
         ),
     )
     internal_url: HttpUrl | None = derived(
@@ -631,6 +642,7 @@ class StackConfig(BaseModel):
             *self._check_import(profile),
             *self._check_worker_urls(),
             *self._check_tls(),
+            *self._check_package_version(profile),
         ]
         if self.keystone_limits and not profile.release.supports_keystone_limits:
             problems.append(
@@ -883,6 +895,14 @@ class StackConfig(BaseModel):
         return {
             host: ", ".join(keys) for host, keys in hosts.items() if not certificates.covers(self.tls_certificate, host)
         }
+
+    def _check_package_version(self, profile: Profile) -> Iterator[str]:
+        pin = profile.version_pin
+        if self.package_version is not None and not re.fullmatch(pin.pattern, self.package_version):
+            yield (
+                f"packageVersion: {self.package_version!r} is not a {profile.name} package version; "
+                f"give it as the package manager shows it, e.g. {pin.example}"
+            )
 
     def _check_host_keys(self) -> Iterator[str]:
         """Every SSH host has one pinned key (unless the stack opts out), and no key pins a stranger."""

@@ -2,7 +2,9 @@
 
 /healthcheck alone is 200 even when glance-api cannot validate tokens (a wrong
 auth_url makes every real call 401), so readiness also lists images with a token
-issued to the Glance service user. Parameters come as JSON on standard input.
+issued to the Glance service user. A drained host's /healthcheck is 503 "DISABLED BY
+FILE", which counts as up: the undrain step comes after this gate. Parameters come as
+JSON on standard input.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ def wait_for(check: Callable[[], None], what: str, deadline: float) -> None:
 
 
 def check_health(glance_url: str) -> None:
-    with urllib.request.urlopen(f"{glance_url}/healthcheck", timeout=10) as response:
-        if response.status != 200:
-            raise ValueError(f"healthcheck returned {response.status}")
+    try:
+        with urllib.request.urlopen(f"{glance_url}/healthcheck", timeout=10) as response:
+            if response.status != 200:
+                raise ValueError(f"healthcheck returned {response.status}")
+    except urllib.error.HTTPError as error:
+        # A drained host (healthcheck_disable) answers so until its undrain step: it is up.
+        if error.code != 503 or b"DISABLED BY FILE" not in error.read():
+            raise
 
 
 def issue_token(params: dict[str, Any]) -> str:
@@ -68,9 +75,6 @@ def main() -> None:
     glance_url = params["glance_url"]
     wait_for(lambda: check_health(glance_url), "healthcheck", deadline)
     wait_for(lambda: list_images(glance_url, issue_token(params)), "authenticated image list", deadline)
-    # Behind a load balancer: let its health checks see this host back before the next
-    # host restarts, so it never has none to send requests to.
-    time.sleep(float(params.get("settle_seconds", 0)))
     print("glance ready")
 
 

@@ -6,8 +6,8 @@ with their standard input, Keystone objects through the Keystone API, database o
 SQL run by the database superuser on the controller, the image through the Glance API.
 Deleting walks the creations backwards.
 
-Pulumi-command semantics are kept: a changed command re-runs `create`, a changed trigger
-replaces it (create the new, then delete the old). Any other change is refused loudly.
+Pulumi-command semantics are kept: a changed command re-runs `update` (else `create`), a
+changed trigger replaces it (create the new, then delete the old). Any other change is refused loudly.
 """
 
 from __future__ import annotations
@@ -120,8 +120,10 @@ class LabExecutor(pulumi.runtime.Mocks):
     def _update(self, old: Applied, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if not old.type.startswith("command:"):
             raise AssertionError(f"{old.name} ({old.type}) would change: {old.inputs} -> {inputs}")
-        stdout = self.run_command(old.type, old.name, inputs["create"], inputs.get("stdin"))
-        if inputs.get("triggers") != old.inputs.get("triggers"):
+        replaced = inputs.get("triggers") != old.inputs.get("triggers")
+        script = inputs["create"] if replaced else inputs.get("update") or inputs["create"]
+        stdout = self.run_command(old.type, old.name, script, inputs.get("stdin"))
+        if replaced:
             if old.inputs.get("delete"):
                 self.run_command(old.type, old.name, old.inputs["delete"], old.inputs.get("stdin"))
             operation, resource_id = "replace", f"{old.name}-{secrets.token_hex(4)}"

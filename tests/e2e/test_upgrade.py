@@ -1,6 +1,7 @@
 """An upgrade changes nothing it should not: a stack deployed by an earlier version of the
 program shows no change to any of its resources in `pulumi preview` with this one (real
-engine, official plugins); only the GlanceService component is new.
+engine, official plugins) but the new ones: the GlanceService component, the drain, undrain and
+reload steps, and the readiness gate's new script.
 
 The earlier version is a commit of this repository (PREVIOUS): its program files are
 checked out into the scratch project, lab-mariadb is deployed with them, then the project
@@ -30,8 +31,16 @@ STACK = "lab-mariadb"
 # The components laid out as separate children of the stack, before GlanceService held them.
 PREVIOUS = "daf96d6"
 # Meant to show since then (README: upgrade notes): image import's options and staging directory,
-# a new config that restarts Glance once.
-IMPORT_STEPS = {"glance-work-dirs", *CONFIG_STEPS}
+# a new config that restarts Glance once, drained (the drain, undrain and reload steps are new; the
+# readiness gate's script now takes a drained host's 503 as up).
+ANNOUNCED_STEPS = {
+    "glance-work-dirs",
+    "glance-drain",
+    "glance-undrain",
+    "glance-restart",
+    "glance-ready",
+    *CONFIG_STEPS,
+}
 
 
 def place_program(project: Path, ref: str | None) -> None:
@@ -74,12 +83,12 @@ class TestUpgradeFromThePreviousVersion:
         place_program(deployed.pulumi.cwd, None)
         plan = json.loads(deployed.cli("preview", "--json"))
         steps = {step["urn"]: step["op"] for step in plan.get("steps", []) if step["op"] not in ("same", "read")}
-        # New: the GlanceService component itself, which has no provider and does nothing, and
-        # import's staging directory and config; every other resource of the old layout is found
-        # through its alias: none is touched.
+        # New: the GlanceService component itself, which has no provider and does nothing; every
+        # other resource of the old layout is found through its alias, and only what the upgrade
+        # notes announce changes.
         service = [urn for urn in steps if urn.endswith("::glance:service:GlanceService::glance")]
         assert [steps[urn] for urn in service] == ["create"], steps
-        assert {urn.rsplit("::", 1)[-1] for urn in steps if urn not in service} == IMPORT_STEPS, steps
+        assert {urn.rsplit("::", 1)[-1] for urn in steps if urn not in service} == ANNOUNCED_STEPS, steps
         deployed.cli("up", "--yes", "--skip-preview")
         deployed.cli("preview", "--expect-no-changes")
 

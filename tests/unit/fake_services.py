@@ -19,6 +19,8 @@ class FakeCloud:
 
     password: str
     unhealthy_polls: int = 0
+    # oslo.middleware's healthcheck while /etc/glance/healthcheck_disable exists.
+    drained: bool = False
     reject_tokens: bool = False
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     system_grants: set[tuple[str, str]] = field(default_factory=set)
@@ -44,6 +46,12 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             cloud.requests.append(("GET", self.path, None))
             if self.path == "/healthcheck":
+                if cloud.drained:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "16")
+                    self.end_headers()
+                    self.wfile.write(b"DISABLED BY FILE")
+                    return
                 if cloud.unhealthy_polls > 0:
                     cloud.unhealthy_polls -= 1
                     return self._reply(503)

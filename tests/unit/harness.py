@@ -11,7 +11,8 @@ from typing import Any
 import pulumi
 import yaml
 
-from components import host_keys
+from components import host_keys, installed_versions
+from components.settings import SshTarget
 from lab.standin.program import ROOT, SECRET_SIG, SECRET_VALUE, plain
 from tests import recording
 from tests.recording import Deployment, Registration
@@ -79,6 +80,22 @@ def presenting(key: str | None) -> Iterator[list[tuple[str, int]]]:
         host_keys.keyscan = original
 
 
+@contextlib.contextmanager
+def holding(versions: dict[str, str] | None = None) -> Iterator[None]:
+    """Each API host answers the program's version question with `installed\nreplaced` from
+    `versions` (host -> answer; default: nothing installed). Nothing is dialled."""
+
+    def ask(target: SshTarget, command: str) -> str | None:
+        return (versions or {}).get(target.host, "\n")
+
+    original = installed_versions._ssh
+    installed_versions._ssh = ask
+    try:
+        yield
+    finally:
+        installed_versions._ssh = original
+
+
 # What the mocked RandomPassword returns: characters that need quoting everywhere.
 GENERATED_PASSWORD = "gen$pw@x:y/z%"
 # What the mocked RandomBytes returns: the SCRAM salt.
@@ -134,10 +151,13 @@ def _with_test_keyring(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_program(
-    config: dict[str, Any], deployment: Deployment | None = None, main: Path = ROOT / "__main__.py"
+    config: dict[str, Any],
+    deployment: Deployment | None = None,
+    main: Path = ROOT / "__main__.py",
+    versions: dict[str, str] | None = None,
 ) -> Deployment:
     """The program (or `main`, a program that composes it) under the mocks, every host presenting its pin."""
-    with presenting(TEST_HOST_KEY):
+    with presenting(TEST_HOST_KEY), holding(versions):
         return recording.run_program(config, GlanceMocks(), deployment, main)
 
 

@@ -15,12 +15,15 @@ LB = "https://glance.example:9292"
 SWIFT_ONLY = [{"id": "objects", "type": "swift", "createContainer": True}]
 
 
-def two_hosts(deployment: Deployment | None = None, **overrides: Any) -> Deployment:
-    """Stack debian-swift on two hosts behind LB, with Swift as the only store."""
+def two_hosts(
+    deployment: Deployment | None = None, versions: dict[str, str] | None = None, **overrides: Any
+) -> Deployment:
+    """Stack debian-swift on two hosts behind LB, with Swift as the only store (`versions`: what
+    the hosts answer about their Glance version, see harness.holding)."""
     config = {**stack_config("debian-swift"), **TEST_SECRETS, **pinned(*HOSTS), "apiHosts": HOSTS, "publicUrl": LB}
     config |= {"tlsTermination": "loadBalancer"}  # the load balancer ends TLS
     config |= {"internalUrl": "", "adminUrl": ""}  # unset: they follow publicUrl
-    return run_program({**config, "stores": SWIFT_ONLY, "defaultStore": "", **overrides}, deployment)
+    return run_program({**config, "stores": SWIFT_ONLY, "defaultStore": "", **overrides}, deployment, versions=versions)
 
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
@@ -69,15 +72,22 @@ def test_db_sync_runs_once_before_any_host_starts() -> None:
         assert deployment.depends_on(f"{node}-units", "glance-db-sync")
 
 
-def test_hosts_restart_one_after_another() -> None:
+def test_hosts_restart_one_after_another_drained() -> None:
     deployment = two_hosts()
-    # The second host restarts only once the first answers again.
-    assert deployment.depends_on("glance-2-restart", "glance-ready")
+    # The second host drains only once the first answers again and is back in the balancer.
+    assert deployment.depends_on("glance-undrain", "glance-ready")
+    assert deployment.depends_on("glance-2-drain", "glance-undrain")
     assert not deployment.depends_on("glance-restart", "glance-2-ready")
-    before, after = two_hosts(), two_hosts(debug=True)
     for node in ("glance", "glance-2"):
-        restart = f"{node}-restart"
-        assert before.named(restart).inputs["triggers"] != after.named(restart).inputs["triggers"]
+        # Each host restarts (and gets new packages) only once drained.
+        assert deployment.depends_on(f"{node}-restart", f"{node}-drain")
+        assert deployment.depends_on(f"{node}-install", f"{node}-drain")
+    # An option glance-api reads only at start (components/reload.py) restarts the hosts.
+    before, after = two_hosts(), two_hosts(apiOptions=["DEFAULT.image_size_cap=1099511627776"])
+    for node in ("glance", "glance-2"):
+        for step in ("drain", "restart"):
+            name = f"{node}-{step}"
+            assert before.named(name).inputs["triggers"] != after.named(name).inputs["triggers"]
 
 
 def test_each_gate_checks_its_host_and_the_image_waits_for_all() -> None:
@@ -85,7 +95,9 @@ def test_each_gate_checks_its_host_and_the_image_waits_for_all() -> None:
     for node, host in (("glance", HOSTS[0]), ("glance-2", HOSTS[1])):
         params = json.loads(plain(deployment.named(f"{node}-ready").inputs["stdin"]))
         assert params["glance_url"] == f"http://{host}:9292"
-        assert params["settle_seconds"] == 3  # the load balancer's health checks see the host back
+        # The load balancer's health checks (loadBalancerCheckSeconds) see the host go and come back.
+        assert "sleep 3\n" in deployment.named(f"{node}-drain").inputs["create"]
+        assert "sleep 3\n" in deployment.named(f"{node}-undrain").inputs["create"]
     for gate in ("glance-ready", "glance-2-ready"):
         assert deployment.depends_on("glance-image", gate)
 
@@ -105,4 +117,6 @@ def test_one_host_keeps_its_names_and_checks_the_internal_endpoint() -> None:
     assert not [r for r in deployment.registrations if r.name.startswith("glance-2-")]
     params = json.loads(plain(deployment.named("glance-ready").inputs["stdin"]))
     assert params["glance_url"] == "http://glance-internal:9292"
-    assert params["settle_seconds"] == 0
+    # No load balancer to wait for.
+    assert "sleep 0\n" in deployment.named("glance-drain").inputs["create"]
+    assert "sleep 0\n" in deployment.named("glance-undrain").inputs["create"]

@@ -44,16 +44,17 @@ def test_zed_main_file_is_plain_and_credentials_go_to_a_drop_in(stack: str) -> N
 
 def test_option_change_shows_in_the_plain_file_only() -> None:
     before, after = run_stack("debian"), run_stack("debian", debug=True)
-    assert changed(before, after) == {"glance-config-glance-api", "glance-ownership", "glance-restart"}
+    assert changed(before, after) == {"glance-config-glance-api", "glance-ownership", "glance-reload"}
     assert "debug = True" in plain(after.named("glance-config-glance-api").inputs["stdin"])
 
 
 def test_password_change_is_a_secret_change_that_restarts_glance() -> None:
     before = run_stack("debian", glancePassword="first-password")
     after = run_stack("debian", glancePassword="second-password")
-    expected = {"glance-config-credentials", "glance-ownership", "glance-restart", "glance-ready", "glance-user"}
+    expected = {"glance-config-credentials", "glance-ownership", "glance-drain", "glance-restart", "glance-ready"}
+    expected |= {"glance-user"}
     assert changed(before, after) == expected
-    for name in ("glance-restart", "glance-ownership"):
+    for name in ("glance-drain", "glance-restart", "glance-ownership"):
         triggers = after.named(name).inputs["triggers"]
         assert triggers[SECRET_SIG] == SECRET_VALUE, name  # the fingerprint covers the credentials
     assert plain(before.named("glance-config-glance-api").inputs) == plain(
@@ -87,7 +88,7 @@ def test_secret_options_go_to_the_credentials_file_only() -> None:
 def test_a_secret_option_change_is_a_secret_change_that_restarts_glance() -> None:
     before = run_stack("debian", apiSecretOptions=[TRANSPORT])
     after = run_stack("debian", apiSecretOptions=[TRANSPORT.replace("s3cr", "n3w")])
-    assert changed(before, after) == {"glance-config-credentials", "glance-ownership", "glance-restart"}
+    assert changed(before, after) == {"glance-config-credentials", "glance-ownership", "glance-drain", "glance-restart"}
 
 
 def test_liberty_writes_secret_options_into_its_secret_files() -> None:

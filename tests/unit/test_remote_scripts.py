@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components import scripts
-from components.profiles import DEBIAN, DbEngine
+from components.profiles import DEBIAN, ZED, DbEngine
 from components.remote import script_source
 from components.settings import PgHba
 from tests.unit.fake_services import FakeCloud, serve
@@ -477,6 +478,14 @@ def test_readiness_waits_for_health_then_an_authenticated_call() -> None:
     assert "p$w@rd" not in result.stdout + result.stderr
 
 
+def test_readiness_takes_a_drained_host_as_up_and_still_checks_the_authenticated_call() -> None:
+    cloud = FakeCloud(password="pw", drained=True)
+    with serve(cloud) as url:
+        result = readiness(readiness_params(url, "pw", 5))
+    assert result.returncode == 0, result.stderr
+    assert [path for _, path, _ in cloud.requests][-2:] == ["/v3/auth/tokens", "/v2/images?limit=1"]
+
+
 def test_readiness_fails_when_keystone_rejects_glance_although_health_is_ok() -> None:
     cloud = FakeCloud(password="right", reject_tokens=True)
     with serve(cloud) as url:
@@ -506,3 +515,15 @@ def test_system_reader_role_is_granted_and_revoked() -> None:
             revoked = run(scripts.run_python(source, "revoke"), stdin=json.dumps(params))
             assert revoked.returncode == 0, revoked.stderr
     assert cloud.system_grants == set()
+
+
+def test_drain_marks_only_a_serving_host_and_undrain_clears_the_mark(tmp_path: Path, fake_systemctl: Path) -> None:
+    flag = tmp_path / "healthcheck_disable"
+    release = dataclasses.replace(ZED, healthcheck_disable_file=str(flag))
+    assert run(scripts.drain(release, ["glance-api.service"], 0), path_dir=fake_systemctl).returncode == 0
+    assert flag.exists()  # the fake systemctl says every unit is active
+    assert run(scripts.undrain(release, 0)).returncode == 0
+    assert not flag.exists()
+    (fake_systemctl / "systemctl").write_text("#!/bin/sh\nexit 3\n")  # inactive: the first deploy
+    assert run(scripts.drain(release, ["glance-api.service"], 0), path_dir=fake_systemctl).returncode == 0
+    assert not flag.exists()

@@ -180,7 +180,7 @@ def test_option_change_touches_config_and_restart_only() -> None:
     after = run_stack("debian", debug=True)
     inputs_before = {(r.type, r.name): r.inputs for r in before.registrations}
     changed = {r.name for r in after.registrations if r.inputs != inputs_before[(r.type, r.name)]}
-    assert changed == {"glance-config-glance-api", "glance-ownership", "glance-restart"}
+    assert changed == {"glance-config-glance-api", "glance-ownership", "glance-reload"}
 
 
 def test_clear_linux_follows_its_guide() -> None:
