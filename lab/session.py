@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LabError
+from .guest.bootstrap import api_call, password_auth
 from .paths import KEYSTONE_AUTH_URL, PG_HBA_PATH, PORTS, REGION, SWIFT_SERVICE_TYPE
 
 # ---- run-dir files ---------------------------------------------------------------------
@@ -250,28 +251,12 @@ def keystone_token(
 ) -> str:
     """Issue a project-scoped token (raises if Keystone refuses); returns the token.
     `auth_url`: another Keystone than the single lab's, e.g. the cluster's."""
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
-            },
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}},
-        }
-    }
-    request = urllib.request.Request(
-        f"{auth_url}/auth/tokens",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                token = response.headers["X-Subject-Token"]
-                if response.status == 201 and token:
-                    return str(token)
+            token, _ = api_call(f"{auth_url}/auth/tokens", "POST", password_auth(user, password, project), timeout=30)
+            if token:
+                return token
         except urllib.error.HTTPError as error:
             if error.code in (400, 401, 403, 404):
                 raise LabError(f"keystone refused the admin token request: HTTP {error.code}") from None
@@ -284,14 +269,9 @@ def keystone_token(
 
 def keystone_call(auth_url: str, method: str, path: str, token: str, body: Any = None) -> Any:
     """One Keystone API call with a token; its JSON answer (None if empty)."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
     for attempt in range(5):  # uwsgi's http-socket: a fresh connection each time, rarely reset
-        request = urllib.request.Request(f"{auth_url}{path}", data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                text = response.read()
-                return json.loads(text) if text else None
+            return api_call(f"{auth_url}{path}", method, body, token, timeout=30)[1]
         except urllib.error.HTTPError as error:
             raise LabError(f"keystone {method} {path}: HTTP {error.code}") from None
         except OSError:

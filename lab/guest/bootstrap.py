@@ -27,17 +27,20 @@ def _keystone_url(plan: NodePlan) -> str:
     return f"http://{LOOPBACK}:{plan.ports['keystone']}/v3"
 
 
-def _call(url: str, method: str = "GET", body: Any = None, token: str | None = None) -> tuple[str | None, Any]:
-    """(X-Subject-Token, JSON body) of one API call."""
+def api_call(
+    url: str, method: str = "GET", body: Any = None, token: str | None = None, timeout: float = 60
+) -> tuple[str | None, Any]:
+    """(X-Subject-Token, JSON body or None) of one Keystone API call. The host's lab.session
+    uses it too, with its own retries."""
     headers = {"Content-Type": "application/json", **({"X-Auth-Token": token} if token else {})}
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         text = response.read()
         return response.headers.get("X-Subject-Token"), (json.loads(text) if text else None)
 
 
-def _password_auth(user: str, password: str, project: str) -> dict[str, Any]:
+def password_auth(user: str, password: str, project: str) -> dict[str, Any]:
     return {
         "auth": {
             "identity": {
@@ -50,7 +53,7 @@ def _password_auth(user: str, password: str, project: str) -> dict[str, Any]:
 
 
 def _login(plan: NodePlan, user: str, password: str, project: str) -> tuple[str, Any]:
-    token, body = _call(f"{_keystone_url(plan)}/auth/tokens", "POST", _password_auth(user, password, project))
+    token, body = api_call(f"{_keystone_url(plan)}/auth/tokens", "POST", password_auth(user, password, project))
     assert token, "keystone issued no token"
     return token, body
 
@@ -64,8 +67,8 @@ def register_swift(plan: NodePlan, secrets: Mapping[str, str]) -> None:
     as), service `swift` (object-store) and its three endpoints."""
     keystone = _keystone_url(plan)
     token, _ = _login(plan, "admin", secrets["keystone_admin_password"], "admin")
-    service_project = _call(f"{keystone}/projects?name=service", token=token)[1]["projects"][0]["id"]
-    admin_role = _call(f"{keystone}/roles?name=admin", token=token)[1]["roles"][0]["id"]
+    service_project = api_call(f"{keystone}/projects?name=service", token=token)[1]["projects"][0]["id"]
+    admin_role = api_call(f"{keystone}/roles?name=admin", token=token)[1]["roles"][0]["id"]
     user = {
         "name": "swift",
         "domain_id": "default",
@@ -73,13 +76,13 @@ def register_swift(plan: NodePlan, secrets: Mapping[str, str]) -> None:
         "password": secrets["swift_service_password"],
         "description": "Swift proxy (validates tokens)",
     }
-    user_id = _call(f"{keystone}/users", "POST", {"user": user}, token)[1]["user"]["id"]
-    _call(f"{keystone}/projects/{service_project}/users/{user_id}/roles/{admin_role}", "PUT", token=token)
+    user_id = api_call(f"{keystone}/users", "POST", {"user": user}, token)[1]["user"]["id"]
+    api_call(f"{keystone}/projects/{service_project}/users/{user_id}/roles/{admin_role}", "PUT", token=token)
     service = {"name": "swift", "type": "object-store", "description": "OpenStack Object Storage"}
-    service_id = _call(f"{keystone}/services", "POST", {"service": service}, token)[1]["service"]["id"]
+    service_id = api_call(f"{keystone}/services", "POST", {"service": service}, token)[1]["service"]["id"]
     for interface in ("public", "internal", "admin"):
         endpoint = {"service_id": service_id, "interface": interface, "region_id": REGION, "url": swift_endpoint(plan)}
-        _call(f"{keystone}/endpoints", "POST", {"endpoint": endpoint}, token)
+        api_call(f"{keystone}/endpoints", "POST", {"endpoint": endpoint}, token)
     _login(plan, "swift", secrets["swift_service_password"], "service")  # the proxy's credentials work
 
 
