@@ -1,5 +1,6 @@
-"""The lab: a real systemd controller host (Debian 12 in systemd-nspawn) on this machine.
+"""The lab: real systemd controller hosts (Debian 12 in systemd-nspawn) on this machine.
 
-`python3 -m lab {build,up,down,status}`; the Python API is in lab.controller (Lab,
-boot, shutdown, status, ssh) and lab.image (ensure_image). See lab/README.md.
+`python3 -m lab {build,up,down,status,cluster-up,cluster-down,cluster-status}`. Two topologies
+(lab.topology) share one lifecycle (lab.lifecycle); their APIs are lab.controller (Lab) and
+lab.cluster (Cluster); the image is lab.image (ensure_image). See lab/README.md.
 """

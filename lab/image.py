@@ -29,8 +29,10 @@ from pathlib import Path
 
 from . import locks, nspawn
 from .errors import LabError
+from .guest import render
 from .paths import MACHINE_NAME, RABBITMQ_USER, cache_root
 from .session import write_private
+from .topology import HOSTNAME, LAB
 
 # Bump when the build procedure in this file changes in a way that alters the image.
 RECIPE_REVISION = "6"
@@ -45,7 +47,7 @@ HOST_TOOLS = {
     "qemu-utils": "qemu-img",
 }
 PROVISION_SCRIPT = Path(__file__).with_name("provision.sh")
-HOSTNAME = "controller"
+GUEST_PACKAGE = Path(render.__file__).parent
 MYSQL_ADMIN_USER = "labadmin"
 BUILD_TIMEOUT = 1800.0  # seconds for each containerised stage
 
@@ -59,14 +61,28 @@ def _stderr_log(message: str) -> None:
 # ---- cache key ---------------------------------------------------------------------
 
 
+def recipe_files() -> dict[str, bytes]:
+    """What the build copies into the rootfs, by path there: provision.sh, the guest package
+    with the config templates, and the single lab's node plan, which the image is configured
+    for (a cluster node renders its own at boot)."""
+    guest = Path(render.GUEST_PATH.lstrip("/"))
+    files = {"usr/local/sbin/lab-provision": PROVISION_SCRIPT.read_bytes()}
+    files.update({str(guest / "guest" / path.name): path.read_bytes() for path in sorted(GUEST_PACKAGE.glob("*.py"))})
+    templates = sorted(path for path in render.TEMPLATES.rglob("*") if path.is_file())
+    files.update({str(guest / path.relative_to(render.TEMPLATES.parent)): path.read_bytes() for path in templates})
+    files[render.IMAGE_PLAN.lstrip("/")] = LAB.node_plan(LAB.primary).to_json().encode()
+    return files
+
+
 def image_inputs() -> dict[str, str]:
     """Everything that determines the image's content (its package list lives in
-    provision.sh, so hashing the script covers the packages too)."""
+    provision.sh, so hashing the recipe's files covers the packages too)."""
+    digests = {path: hashlib.sha256(content).hexdigest() for path, content in recipe_files().items()}
     return {
         "recipe_revision": RECIPE_REVISION,
         "suite": SUITE,
         "debootstrap_include": DEBOOTSTRAP_INCLUDE,
-        "provision_sh_sha256": hashlib.sha256(PROVISION_SCRIPT.read_bytes()).hexdigest(),
+        "recipe_sha256": hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest(),
         "hostname": HOSTNAME,
     }
 
@@ -246,17 +262,13 @@ def _prepare_rootfs(rootfs: Path) -> None:
     name, text = host_apt_sources()
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
     (rootfs / "etc/apt/sources.list.d" / name).write_text(text)
-    (rootfs / "etc/hostname").write_text(HOSTNAME + "\n")
-    (rootfs / "etc/hosts").write_text(
-        f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n"
-        "::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n"
-    )
     # debootstrap copies the host's machine-id; give the image its own. It must not be
     # empty, or every session's boot would count as a first boot and re-apply presets.
     (rootfs / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
-    script = rootfs / "usr/local/sbin/lab-provision"
-    shutil.copyfile(PROVISION_SCRIPT, script)
-    script.chmod(0o755)
+    for path, content in recipe_files().items():
+        (rootfs / path).parent.mkdir(parents=True, exist_ok=True)
+        (rootfs / path).write_bytes(content)
+    (rootfs / "usr/local/sbin/lab-provision").chmod(0o755)
 
 
 def _run_stage(rootfs: Path, stage: str, log_path: Path, boot: bool) -> None:

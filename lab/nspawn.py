@@ -1,6 +1,6 @@
 """systemd-nspawn containers on a machine whose PID 1 is not systemd.
 
-Facts this module is built on (measured, see shared notes lab-controller.md):
+Facts this module is built on (measured; lab/README.md's Gotchas has more):
 - `--register=no --keep-unit` are required: there is no system bus to register with.
 - With `--keep-unit` the container lives in the cgroup nspawn was started in. Every
   container therefore gets its own cgroup subtree (named hierarchy + unified), which

@@ -28,7 +28,7 @@ PORTS: dict[str, int] = {
 }
 
 MACHINE_NAME = "glance-pulumi-lab"
-# The cgroup subtree each session's container lives in (see cgroups.py).
+# The cgroup subtree the single lab's container lives in (see nspawn.py).
 CGROUP_NAME = "glance-pulumi-lab"
 PG_HBA_PATH = "/etc/postgresql/15/main/pg_hba.conf"
 KEYSTONE_AUTH_URL = f"http://{LOOPBACK}:{PORTS['keystone']}/v3"

@@ -24,7 +24,7 @@ from typing import TypeVar
 import pytest
 
 from . import cluster, controller
-from .session import Session, SharedSession
+from .lifecycle import Session, SharedSession
 
 S = TypeVar("S", bound=Session)
 

@@ -1,14 +1,12 @@
-"""What the single lab (lab.controller) and the two-controller cluster (lab.cluster) share.
+"""The pieces of a lab session that lab.lifecycle puts together for any topology.
 
-Both boot the same image in nspawn containers and hand out the same kind of session: a
-private run directory, a fresh ssh key with the image's host key pinned, ssh as root to a
-controller, the connection settings a stack reads, and an object that boots on `with` and
-always shuts down. Only what differs (addresses, names, topology) stays in each module.
+Run-dir files, a fresh ssh key with the image's host key pinned, ssh as root to a node,
+the probes the boot waits on, the logins it checks, Keystone's API, and the connection
+settings a stack reads.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shutil
@@ -18,17 +16,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any
 
 from .errors import LabError
-from .paths import PG_HBA_PATH, PORTS, REGION, SWIFT_SERVICE_TYPE
-
-Log = Callable[[str], None]
-
+from .guest.bootstrap import api_call, password_auth
+from .paths import KEYSTONE_AUTH_URL, PG_HBA_PATH, PORTS, REGION, SWIFT_SERVICE_TYPE
 
 # ---- run-dir files ---------------------------------------------------------------------
 
@@ -162,8 +156,17 @@ def amqp_answers(address: str) -> bool:
     return frame[:3] == b"\x01\x00\x00" and frame[7:11] == b"\x00\x0a\x00\x0a"
 
 
+def memcached_answers(address: str) -> bool:
+    try:
+        with socket.create_connection((address, PORTS["memcached"]), timeout=1) as sock:
+            sock.sendall(b"version\r\n")
+            return sock.recv(64).startswith(b"VERSION ")
+    except OSError:
+        return False
+
+
 def check_database_logins(
-    run_script: Callable[[str], subprocess.CompletedProcess[str]], address: str, secrets_: dict[str, str], where: str
+    run_script: Callable[[str], subprocess.CompletedProcess[str]], address: str, secrets_: Mapping[str, str], where: str
 ) -> None:
     """Log in as the admin accounts the Pulumi providers use, over TCP to `address`.
 
@@ -189,7 +192,7 @@ def check_database_logins(
 
 
 def connection_settings(
-    address: str, keystone_url: str, swift_url: str, key: Path, image: Path, secrets_: dict[str, str]
+    address: str, keystone_url: str, swift_url: str, key: Path, image: Path, secrets_: Mapping[str, str]
 ) -> dict[str, Any]:
     """What a stack needs to deploy onto a lab booted from `image` whose services answer at `address`."""
     return {
@@ -226,7 +229,7 @@ def connection_settings(
     }
 
 
-def rabbitmq_settings(address: str, secrets_: dict[str, str]) -> dict[str, Any]:
+def rabbitmq_settings(address: str, secrets_: Mapping[str, str]) -> dict[str, Any]:
     """RabbitMQ at `address` as the user Glance sends notifications as (vhost "/"), also
     as oslo.messaging's transport_url."""
     user, password, port = secrets_["rabbitmq_user"], secrets_["rabbitmq_password"], PORTS["rabbitmq"]
@@ -240,88 +243,39 @@ def rabbitmq_settings(address: str, secrets_: dict[str, str]) -> dict[str, Any]:
     }
 
 
-# ---- the booted object ------------------------------------------------------------------
+# ---- keystone ------------------------------------------------------------------------------
 
 
-class Session(ABC):
-    """`with session:` boots and always shuts down afterwards; also at interpreter exit
-    if the `with` block never got to, e.g. when a test run is interrupted."""
-
-    def __init__(self, log: Log, timeout: float) -> None:
-        self.log = log
-        self.timeout = timeout
-        self.connection: dict[str, Any] = {}
-        self._booted = False
-
-    @abstractmethod
-    def _boot(self) -> dict[str, Any]:
-        """Boot and wait until usable; returns the connection settings."""
-
-    @abstractmethod
-    def _shutdown(self) -> str:
-        """Stop whatever is up; returns what happened."""
-
-    @abstractmethod
-    def _running(self) -> bool:
-        """What this session booted is still up (not died or taken down by somebody else)."""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> dict[str, Any]:
-        self.connection = self._boot()
-        self._booted = True
-        atexit.register(self.stop)
-        return self.connection
-
-    def stop(self) -> str:
-        if not self._booted:
-            return "not running"
-        self._booted = False
-        atexit.unregister(self.stop)
-        return self._shutdown()
-
-    def restart(self) -> dict[str, Any]:
-        """Power off and boot again: pristine (the overlays are discarded), same object,
-        so every holder of it sees the new connection (new key, new PIDs)."""
-        self.stop()
-        return self.start()
-
-    @property
-    def is_up(self) -> bool:
-        return self._booted and self._running()
+def keystone_token(
+    password: str, user: str = "admin", project: str = "admin", auth_url: str = KEYSTONE_AUTH_URL
+) -> str:
+    """Issue a project-scoped token (raises if Keystone refuses); returns the token.
+    `auth_url`: another Keystone than the single lab's, e.g. the cluster's."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            token, _ = api_call(f"{auth_url}/auth/tokens", "POST", password_auth(user, password, project), timeout=30)
+            if token:
+                return token
+        except urllib.error.HTTPError as error:
+            if error.code in (400, 401, 403, 404):
+                raise LabError(f"keystone refused the admin token request: HTTP {error.code}") from None
+        except OSError:
+            pass  # not answering yet (first requests warm up uwsgi workers)
+        if time.monotonic() > deadline:
+            raise LabError("keystone issued no token within 60s")
+        time.sleep(0.5)
 
 
-S = TypeVar("S", bound=Session)
-
-
-class SharedSession(Generic[S]):
-    """One session per process, shared by several users (e.g. pytest fixtures): booted on
-    first use (or again if somebody took it down), shut down when its last user releases."""
-
-    def __init__(self, factory: Callable[[], S]) -> None:
-        self._factory = factory
-        self.current: S | None = None
-        self.users = 0
-
-    def acquire(self) -> S:
-        """Pair every acquire() with release()."""
-        if self.current is None or not self.current.is_up:
-            if self.current is not None:
-                self.current.stop()
-            self.current = self._factory()
-            self.current.start()
-        self.users += 1
-        return self.current
-
-    def release(self) -> None:
-        self.users = max(0, self.users - 1)
-        if self.users == 0 and self.current is not None:
-            self.current.stop()
-            self.current = None
+def keystone_call(auth_url: str, method: str, path: str, token: str, body: Any = None) -> Any:
+    """One Keystone API call with a token; its JSON answer (None if empty)."""
+    for attempt in range(5):  # uwsgi's http-socket: a fresh connection each time, rarely reset
+        try:
+            return api_call(f"{auth_url}{path}", method, body, token, timeout=30)[1]
+        except urllib.error.HTTPError as error:
+            raise LabError(f"keystone {method} {path}: HTTP {error.code}") from None
+        except OSError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")

@@ -60,7 +60,7 @@ def test_the_walk_sees_lazy_and_relative_imports() -> None:
         "lab.standin.executor",  # inside a function
         "lab.stacks",
     }
-    assert "lab.session" in {module for _, module in imports(REPO / "lab" / "pytest_plugin.py")}  # from .session
+    assert "lab.lifecycle" in {module for _, module in imports(REPO / "lab" / "pytest_plugin.py")}  # from .lifecycle
 
 
 def test_toolchain_is_standard_library_only() -> None:
