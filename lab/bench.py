@@ -6,9 +6,12 @@ script itself); on the other `pulumi up` deploys the same lab stack, followed by
 preview, a no-op up, a one-option update and a destroy. Repetitions alternate which side goes
 first. The engine's own overhead is a preview of an empty program. Where the program's fresh
 deploy spends its time comes from the engine's own events (`pulumi up --json`), per resource.
+The security update is measured on a fresh boot of the two-controller lab: lab-two-hosts deployed
+pinned to the older Glance, then the `pulumi up` that moves the pin to the newer one
+(`--only pin-change` measures that row alone).
 
 Without the official plugins the fresh deploy is applied by the stand-in executor (lab/standin/)
-and labelled so; the engine-only rows are then not measured.
+and labelled so; the engine-only rows and the pin change are then not measured.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import controller
+from . import cluster, controller
 from .paths import LOOPBACK, PORTS
+from .security_update import NEW, OLD, installed_glance_versions, seed_glance_packages
 from .stacks import (
     LAB_STACKS,
     PulumiCli,
@@ -47,6 +51,9 @@ GUIDE_PHASES = ("database", "keystone", "install", "config", "ownership", "db_sy
 # What no tool can avoid: the issue's definition, taken from the script's own run.
 CRITICAL_PHASES = ("install", "config", "db_sync", "start", "upload")
 PROGRAM_PHASES = ("fresh deploy", "converged preview", "no-op up", "one-option update", "destroy")
+PIN_CHANGE = "security update (pin change), two hosts"
+PIN_CHANGE_STACK = "lab-two-hosts"
+LABEL_WIDTH = 42
 REMOTE_IMAGE = "/root/cirros.qcow2"
 
 Samples = dict[str, list[float]]
@@ -168,6 +175,27 @@ def run_program(stack: str, image: Path, workdir: Path) -> tuple[dict[str, float
     return times, resource_seconds(events)
 
 
+def run_pin_change(image: Path, workdir: Path) -> float:
+    """Seconds of the `pulumi up` moving lab-two-hosts' pin from OLD to NEW, on a fresh cluster
+    where the stack was deployed pinned to OLD; both hosts' versions checked before and after."""
+    pulumi = scratch_project(Path(tempfile.mkdtemp(dir=workdir)), Path(tempfile.mkdtemp(dir=workdir)))
+    with cluster.Cluster() as two_hosts:
+        seed_glance_packages(two_hosts, OLD)
+        write_stack(PIN_CHANGE_STACK, pulumi, two_hosts.connection, image, overrides={"glance:packageVersion": OLD})
+        engine_run(pulumi, PIN_CHANGE_STACK, "up", "--yes", "--skip-preview")
+        expect_versions(two_hosts, OLD)
+        pulumi.run("config", "set", "--stack", PIN_CHANGE_STACK, "glance:packageVersion", NEW)
+        seconds = timed(lambda: engine_run(pulumi, PIN_CHANGE_STACK, "up", "--yes", "--skip-preview"))
+        expect_versions(two_hosts, NEW)
+    return seconds
+
+
+def expect_versions(two_hosts: cluster.Cluster, version: str) -> None:
+    installed = installed_glance_versions(two_hosts)
+    if set(installed) != {version}:
+        raise SystemExit(f"glance-api on the two hosts is {installed}, not {version}: the pin change is not measured")
+
+
 def run_stand_in(stack: str, image: Path) -> tuple[dict[str, float], dict[str, float]]:
     from lab.standin.executor import LabExecutor
     from lab.standin.program import run_program as run_under_mocks
@@ -196,8 +224,29 @@ def empty_program_preview(workdir: Path) -> float:
 
 def row(label: str, values: list[float]) -> str:
     if not values:
-        return f"{label:<34} {'n/a':>8}"
-    return f"{label:<34} {min(values):8.1f} {statistics.median(values):8.1f} {max(values):8.1f}"
+        return f"{label:<{LABEL_WIDTH}} {'n/a':>8}"
+    return f"{label:<{LABEL_WIDTH}} {min(values):8.1f} {statistics.median(values):8.1f} {max(values):8.1f}"
+
+
+def preamble(repetitions: int, engine: str) -> list[str]:
+    return [
+        f"{repetitions} repetitions; machine: {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        f"program run by: {engine}",
+        "",
+        f"{'phase (seconds)':<{LABEL_WIDTH}} {'min':>8} {'median':>8} {'max':>8}",
+    ]
+
+
+def pin_change_report(repetitions: int, engine: str, pin_change: list[float]) -> str:
+    """The table with the pin change's row alone (`--only pin-change`)."""
+    return "\n".join([*preamble(repetitions, engine), row(PIN_CHANGE, pin_change), pin_change_note(pin_change)])
+
+
+def pin_change_note(pin_change: list[float]) -> str:
+    if not pin_change:
+        return "(the pin change needs the real engine with the official plugins: not measured)"
+    return f"({PIN_CHANGE_STACK} deployed pinned to {OLD} on a fresh two-controller boot, then moved to {NEW})"
 
 
 def report(
@@ -208,23 +257,22 @@ def report(
     program: Samples,
     overhead: list[float],
     resources: Samples,
+    pin_change: list[float],
 ) -> str:
     ratios_script = [p / g for p, g in zip(program["fresh deploy"], guide["total"], strict=True)]
     critical = [sum(run) for run in zip(*(guide[name] for name in CRITICAL_PHASES), strict=True)]
     ratios_critical = [p / c for p, c in zip(program["fresh deploy"], critical, strict=True)]
     lines = [
-        f"stack {stack}; {repetitions} repetitions, sides alternating; machine: {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        "both sides: a fresh boot of the same lab image; glance-api's packages downloaded into its apt "
-        "cache, not installed",
-        f"program run by: {engine}",
-        "",
-        f"{'phase (seconds)':<34} {'min':>8} {'median':>8} {'max':>8}",
+        f"stack {stack}, sides alternating; both sides: a fresh boot of the same lab image; glance-api's "
+        "packages downloaded into its apt cache, not installed",
+        *preamble(repetitions, engine),
         *(row(f"guide script: {name}", guide[name]) for name in GUIDE_PHASES),
         row("guide script: total", guide["total"]),
         row("guide script: critical path", critical),
         *(row(f"program: {name}", program.get(name, [])) for name in PROGRAM_PHASES),
         row("engine: preview of an empty program", overhead),
+        row(PIN_CHANGE, pin_change),
+        pin_change_note(pin_change),
     ]
     if resources:
         slowest = sorted(resources, key=lambda name: -statistics.median(resources[name]))[:10]
@@ -242,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", choices=sorted(LAB_STACKS), default="lab-postgres")
     parser.add_argument("--repetitions", "-n", type=int, default=3)
+    parser.add_argument("--only", choices=("pin-change",), help="measure this row alone")
     args = parser.parse_args(argv)
     stand_in = bool(missing_plugins())
     engine = (
@@ -250,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         else ("the real Pulumi engine with the official plugins")
     )
     image = lab_image_file()
+    pin_change: list[float] = []
+    if args.only == "pin-change":
+        with tempfile.TemporaryDirectory(prefix="glance-bench-") as scratch:
+            if not stand_in:
+                pin_change = [run_pin_change(image, Path(scratch)) for _ in range(args.repetitions)]
+        print(pin_change_report(args.repetitions, engine, pin_change))
+        return 0
     guide: Samples = defaultdict(list)
     program: Samples = defaultdict(list)
     resources: Samples = defaultdict(list)
@@ -276,12 +332,14 @@ def main(argv: list[str] | None = None) -> int:
             sides = (guide_side, program_side) if repetition % 2 == 0 else (program_side, guide_side)
             for side in sides:
                 side()
+            if not stand_in:
+                pin_change.append(run_pin_change(image, workdir))
             print(
                 f"repetition {repetition + 1}/{args.repetitions}: guide {guide['total'][-1]:.1f}s, "
                 f"program {program['fresh deploy'][-1]:.1f}s",
                 file=sys.stderr,
             )
-    print(report(args.stack, args.repetitions, engine, guide, program, overhead, resources))
+    print(report(args.stack, args.repetitions, engine, guide, program, overhead, resources, pin_change))
     return 0
 
 

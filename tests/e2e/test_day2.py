@@ -1,15 +1,10 @@
 """Day 2 with the real engine and the official plugins: a security update of Glance's packages
 (glance:packageVersion 2:25.1.0-2+deb12u3 -> deb12u5) rolled over the two-host lab behind HAProxy
-while a client keeps using the load-balanced endpoint.
-
-The lab image prefetched the newest glance only (deb12u5); the older one is fetched on this
-machine with apt (its lists carry bookworm and bookworm-security, as the controllers' do) and
-put into each controller's apt archive, so the install steps need no network there.
+while a client keeps using the load-balanced endpoint (the older packages: lab/security_update.py).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import subprocess
@@ -24,30 +19,14 @@ import pytest
 
 from lab.cluster import Cluster
 from lab.controller import Lab
-from lab.paths import cache_root
+from lab.security_update import GLANCE_PACKAGES, INSTALLED_GLANCE, NEW, OLD, seed_glance_packages
 from lab.stacks import PulumiCli
 from tests.e2e import checks
 from tests.e2e.conftest import Timer
 from tests.e2e.test_lab_stacks import EngineStack, engine_stack
 
 STACK = "lab-two-hosts"
-OLD = "2:25.1.0-2+deb12u3"
-NEW = "2:25.1.0-2+deb12u5"
-GLANCE_PACKAGES = ("glance-api", "glance-common", "python3-glance")
 IMAGE_SIZES_MIB = (1, 2, 3)
-
-
-def seed_old_version(cluster: Cluster) -> None:
-    """OLD's packages into every controller's apt archive (downloaded once into the lab cache)."""
-    debs = cache_root() / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    wanted = [f"{package}={OLD}" for package in GLANCE_PACKAGES]
-    if len(list(debs.glob("*deb12u3_all.deb"))) < len(wanted):
-        subprocess.run(["apt-get", "download", *wanted], cwd=debs, check=True, capture_output=True, timeout=300)
-    for deb in sorted(debs.glob("*deb12u3_all.deb")):
-        data = base64.b64encode(deb.read_bytes()).decode()
-        for host in cluster.hosts:
-            cluster.ssh(f"base64 -d > '/var/cache/apt/archives/{deb.name}'", input=data, host=host["address"])
 
 
 def qcow2(size_mib: int, directory: Path) -> bytes:
@@ -58,7 +37,7 @@ def qcow2(size_mib: int, directory: Path) -> bytes:
 
 
 def installed_versions(target: checks.Target) -> list[str]:
-    return [target.ssh("dpkg-query -W -f '${Version}' glance-api", host=host) for host in target.hosts]
+    return [target.ssh(INSTALLED_GLANCE, host=host) for host in target.hosts]
 
 
 @dataclass
@@ -158,7 +137,7 @@ class Day2:
 
 @pytest.fixture(scope="class")
 def day2(cluster_host: Cluster, pulumi_cli: PulumiCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day2]:
-    seed_old_version(cluster_host)
+    seed_glance_packages(cluster_host, OLD)
     for stack in engine_stack(STACK, cluster_host, pulumi_cli, {}):
         stack.set_config("glance:packageVersion", OLD)
         yield Day2(stack)
