@@ -202,7 +202,7 @@ class GlanceNode(pulumi.ComponentResource):
             # A change glance-api reloads: SIGHUP, once the files are written (and after a restart).
             self._command(
                 f"{name}-reload",
-                create=scripts.reload_unit(profile.units[0]),
+                create=scripts.reload_unit(profile.units[0], rendering.API_CONF),
                 triggers=[part_fingerprint(1)],
                 depends_on=[ownership, self.ready],
             )

@@ -383,19 +383,25 @@ def disable_units(units: Iterable[str]) -> str:
     return _join(f"systemctl disable --now {_words(units)} || true")
 
 
-def reload_unit(unit: str) -> str:
+def reload_unit(unit: str, config: str) -> str:
     """SIGHUP to the unit's main process: glance-api reloads its configuration without dropping a
-    request (components/reload.py); a unit not running has nothing to reload."""
+    request (components/reload.py). A unit not running, or started after `config` was last
+    written (a first deploy, a restart), has read it already: no signal, so no request meets
+    workers being replaced for nothing."""
     quoted = shlex.quote(unit)
     return _join(
         STRICT,
-        f"if systemctl is-active --quiet {quoted}; then",
-        f"  systemctl kill --kill-whom=main --signal=HUP {quoted}",
-        # A configuration it cannot load stops it: that fails the step.
-        "  sleep 2",
-        f"  systemctl is-active --quiet {quoted}",
-        '  echo "SIGHUP sent: glance-api reloaded its configuration"',
+        f"systemctl is-active --quiet {quoted} || exit 0",
+        f'started=$(date -d "$(systemctl show -p ExecMainStartTimestamp --value {quoted})" +%s)',
+        f'if [ "$(stat -c %Y {shlex.quote(config)})" -le "$started" ]; then',
+        '  echo "glance-api started after its configuration was written: nothing to reload"',
+        "  exit 0",
         "fi",
+        f"systemctl kill --kill-whom=main --signal=HUP {quoted}",
+        # A configuration it cannot load stops it: that fails the step.
+        "sleep 2",
+        f"systemctl is-active --quiet {quoted}",
+        'echo "SIGHUP sent: glance-api reloaded its configuration"',
     )
 
 
