@@ -23,6 +23,7 @@ from lab.security_update import GLANCE_PACKAGES, INSTALLED_GLANCE, NEW, OLD, see
 from lab.stacks import PulumiCli
 from tests.e2e import checks
 from tests.e2e.conftest import Timer
+from tests.e2e.test_lab_applied import AppliedStack
 from tests.e2e.test_lab_stacks import EngineStack, engine_stack
 
 STACK = "lab-two-hosts"
@@ -226,6 +227,40 @@ class TestSecurityUpdateOnTwoHosts:
         for image_id in day2.images:
             day2.stack.target.admin().send("DELETE", f"{day2.stack.target.glance_url}/v2/images/{image_id}")
         day2.stack.cli("destroy", "--yes", "--skip-preview")
+
+
+@pytest.fixture(scope="class")
+def applied(cluster_host: Cluster) -> Iterator[AppliedStack]:
+    seed_glance_packages(cluster_host, OLD)
+    stack = AppliedStack(checks.Target(STACK, cluster_host))
+    stack.overrides["packageVersion"] = OLD
+    yield stack
+    stack.destroy()
+
+
+@pytest.mark.e2e
+class TestSecurityUpdateApplied:
+    """The stand-in executor (machines without the plugins) applies the same steps."""
+
+    def test_apply_pinned(self, applied: AppliedStack) -> None:
+        with Timer(f"applied {STACK}: create pinned to {OLD}"):
+            applied.apply()
+        assert installed_versions(applied.target) == [OLD, OLD]
+
+    def test_pin_change_drains_installs_and_restarts_each_host(self, applied: AppliedStack) -> None:
+        applied.overrides["packageVersion"] = NEW
+        with Timer(f"applied {STACK}: security update {OLD} -> {NEW}"):
+            executor = applied.apply()
+        assert installed_versions(applied.target) == [NEW, NEW]
+        rerun = {name for name, operation in executor.operations.items() if operation != "same"}
+        steps = ("drain", "install", "restart", "ready", "undrain")
+        assert {f"{node}-{step}" for node in ("glance", "glance-2") for step in steps} <= rerun, rerun
+        assert "glance-db-sync" in rerun, rerun
+        checks.assert_units_and_config_ownership(applied.target)
+
+    def test_destroy_leaves_nothing(self, applied: AppliedStack) -> None:
+        applied.destroy()
+        checks.assert_nothing_left(applied.target)
 
 
 SINGLE = "lab-mariadb"
